@@ -1,0 +1,18 @@
+/* cmds.h - the kfpc subcommands. One table (cli/main.c) maps names to these.
+ *
+ * Each command takes argv with argv[0] = the subcommand name and returns the process exit code:
+ * 0 success, 1 the pipeline/run failed (or had errors), 2 usage or I/O error.
+ * Commands print their own diagnostics; library code underneath only returns status codes. */
+#ifndef KFPC_CMDS_H
+#define KFPC_CMDS_H
+
+int cmd_compile(int argc, char **argv); /* cli/cmd_compile.c */
+int cmd_graph(int argc, char **argv);   /* cli/cmd_compile.c */
+int cmd_run(int argc, char **argv);     /* cli/cmd_run.c */
+int cmd_runs(int argc, char **argv);    /* cli/cmd_inspect.c */
+int cmd_show(int argc, char **argv);    /* cli/cmd_inspect.c */
+int cmd_logs(int argc, char **argv);    /* cli/cmd_inspect.c */
+int cmd_artifact(int argc, char **argv);/* cli/cmd_inspect.c */
+int cmd_lineage(int argc, char **argv); /* cli/cmd_inspect.c */
+
+#endif
