@@ -30,7 +30,7 @@ struct cron_spec {
 	unsigned char has_sec, dom_any, dow_any;
 };
 
-/* Returns NULL if EXPR is a valid cron expression (SPEC §7: 5 or 6 fields, * n a-b a,b */n a-b/n,
+/* Returns NULL if EXPR is a valid cron expression (SPEC §7: 5 or 6 fields; each field a number, a-b, a list, a step "* / n" or "a-b / n",
  * month and day names, @yearly @annually @monthly @weekly @daily @midnight @hourly) and fills *OUT
  * (may be NULL), else a message in BUF. */
 const char *validate_cron(const char *expr, struct cron_spec *out, char *buf, size_t n);

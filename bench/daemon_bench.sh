@@ -1,0 +1,108 @@
+#!/bin/bash
+# daemon_bench.sh - kfpd's HTTP throughput, side by side with a peer.
+#
+#   bench/daemon_bench.sh [BUILD_DIR]      (default: build; needs wrk: apt-get install wrk)
+#
+# 1. GET /api/v1/runs/{id} with wrk (keep-alive, 2 threads, 64 connections) while a run of a
+#    1,000-step pipeline executes: requests/s and p99 latency.
+# 2. POST /api/v1/runs (each one a durable, fsync'ed commit): runs accepted per second.
+# 3. The peer: Python's http.server (ThreadingHTTPServer, HTTP/1.1 keep-alive) answering the same
+#    JSON bytes from memory, under the same wrk load; the ratio kfpd/peer is printed.
+# Everything listens on 127.0.0.1 only; every load is bounded in time. wrk and the servers share
+# the machine's cores, so numbers are lower than on a dedicated client.
+set -eu
+cd "$(dirname "$0")/.."
+B=${1:-build}
+KFPD=${KFPD:-$B/kfpd}
+KFPC=${KFPC:-$B/kfpc}
+DUR=${KFPD_BENCH_SECONDS:-10}
+command -v wrk >/dev/null || { echo "daemon_bench: wrk not found (apt-get install wrk)" >&2; exit 2; }
+[ -x "$KFPD" ] && [ -x "$KFPC" ] || { echo "daemon_bench: build $KFPD and $KFPC first" >&2; exit 2; }
+
+T=$(mktemp -d /tmp/kfpd-bench.XXXXXX)
+PIDS=""
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P=$(port)
+URL=http://127.0.0.1:$P
+ADMIN=bench-admin-token-0123456789
+KFPD_ADMIN_TOKEN=$ADMIN "$KFPD" --listen 127.0.0.1:$P --data-dir "$T/data" --kfpc "$KFPC" \
+	--max-workers 2 2>"$T/kfpd.log" &
+PIDS="$PIDS $!"
+for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.1; done
+
+j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+curl -sf -H "Authorization: Bearer $ADMIN" -d '{"name":"bench"}' "$URL/api/v1/namespaces" >/dev/null
+TOK=$(curl -sf -H "Authorization: Bearer $ADMIN" -d '{}' "$URL/api/v1/namespaces/bench/tokens" | j '["token"]')
+H="Authorization: Bearer $TOK"
+
+# a 1,000-step pipeline: a loop of tiny steps
+cat >"$T/wide.kfp" <<'KFP'
+pipeline wide(n: int = 1000) {
+  parallelism 2
+  for i in 1..n {
+    step work {
+      image "busybox:1.36"
+      timeout 1m
+      run ["sh", "-c", "echo step {{step.name}}"]
+    }
+  }
+}
+KFP
+python3 - "$T/wide.kfp" >"$T/upload.json" <<'PY'
+import json, sys
+print(json.dumps({"source": open(sys.argv[1]).read(), "filename": "wide.kfp"}))
+PY
+curl -sf -H "$H" --data-binary @"$T/upload.json" "$URL/api/v1/pipelines" >/dev/null
+RUN=$(curl -sf -H "$H" -d '{"pipeline":"wide"}' "$URL/api/v1/runs" | j '["id"]')
+sleep 1
+BODY=$(curl -sf -H "$H" "$URL/api/v1/runs/$RUN")
+echo "run $RUN, body ${#BODY} bytes: $(echo "$BODY" | j '.get("progress")')"
+
+w() { wrk -t2 -c64 -d"${DUR}s" --latency "$@" 2>&1; }
+rps() { awk '/Requests\/sec/ {print $2}'; }
+p99() { awk '$1 == "99%" {print $2}'; }
+
+echo "== GET /api/v1/runs/{id} during the 1,000-step run (wrk -t2 -c64 -d${DUR}s)"
+w -H "$H" "$URL/api/v1/runs/$RUN" >"$T/get.txt"
+K_RPS=$(rps <"$T/get.txt"); K_P99=$(p99 <"$T/get.txt")
+echo "kfpd:  $K_RPS req/s, p99 $K_P99"
+echo "progress after: $(curl -sf -H "$H" "$URL/api/v1/runs/$RUN" | j '.get("progress")')"
+
+echo "== peer: Python http.server (ThreadingHTTPServer, HTTP/1.1) with the same body"
+printf '%s\n' "$BODY" >"$T/body.json"
+PP=$(port)
+python3 - "$PP" "$T/body.json" <<'PY' &
+import sys, http.server
+body = open(sys.argv[2], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+PIDS="$PIDS $!"
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PP/" >/dev/null && break; sleep 0.1; done
+w "http://127.0.0.1:$PP/" >"$T/peer.txt"
+P_RPS=$(rps <"$T/peer.txt"); P_P99=$(p99 <"$T/peer.txt")
+echo "peer:  $P_RPS req/s, p99 $P_P99"
+python3 -c "print('ratio kfpd/peer: %.1fx req/s' % ($K_RPS / max($P_RPS, 1e-9)))"
+
+echo "== POST /api/v1/runs: durable submissions per second (wrk -t1 -c8 -d5s)"
+curl -sf -H "$H" -d '{"name":"empty","ir":{"kfpc_ir":1,"name":"empty","doc":null,"loc":{"file":"x","line":1,"col":1},"types":[],"params":[],"parallelism":0,"timeout":0,"schedules":[],"nodes":[],"finally":[],"outputs":[]}}' "$URL/api/v1/pipelines" >/dev/null
+cat >"$T/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"pipeline":"empty"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+wrk -t1 -c8 -d5s -s "$T/post.lua" -H "$H" "$URL/api/v1/runs" >"$T/post.txt" 2>&1
+echo "kfpd:  $(rps <"$T/post.txt") runs accepted/s (each one fsync'ed before its 201)"
+grep -E "Non-2xx|Socket errors" "$T/post.txt" || true

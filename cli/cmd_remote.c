@@ -1,0 +1,830 @@
+/* cmd_remote.c - `kfpc --server URL COMMAND ...`: the kfpd client (libcurl).
+ *
+ * Commands: submit, runs, show, logs [-f], cancel, retry, delete, pipelines,
+ * schedule create|list|pause|resume|delete, artifact get, lineage, whoami.
+ * The token is $KFPC_TOKEN, else "token = ..." in the config file ($KFPC_CONFIG, else
+ * ~/.config/kfpc/config), which may also hold "server = URL" (used when --server is not given).
+ * Exit codes: 0 done, 1 the server refused or the run failed, 2 usage, I/O or connection error. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+int cmd_remote(int argc, char **argv, const char *server);
+int cmd_remote_wants(const char *name);
+
+static const char remote_usage[] =
+	"usage: kfpc --server URL COMMAND [ARGS]   (token: $KFPC_TOKEN or the config file)\n"
+	"  submit FILE.kfp|IR.json [-p NAME=VALUE]... [--name NAME] [--pipeline ENTRY] [--no-run]\n"
+	"  runs [--pipeline P] [--state S] [--schedule ID] [--limit N] [--cursor C]\n"
+	"  show RUN                      a run with its steps\n"
+	"  logs RUN STEP [-f] [--stderr] [--attempt N]\n"
+	"  cancel RUN | retry RUN | delete RUN\n"
+	"  pipelines\n"
+	"  schedule create PIPELINE --cron EXPR [--tz ZONE] [-p NAME=VALUE]... [--max-concurrent N]\n"
+	"                  [--policy skip|catchup] [--version N] [--paused]\n"
+	"  schedule list | schedule pause ID | schedule resume ID | schedule delete ID\n"
+	"  artifact get DIGEST|RUN/STEP/OUTPUT -o PATH\n"
+	"  lineage DIGEST\n"
+	"  whoami\n"
+	"Add --json anywhere to print the server's JSON answer as is.\n";
+
+struct client {
+	const char *server;
+	char *token;
+	int json;       /* --json: print raw answers */
+	CURL *curl;
+};
+
+struct buf {
+	char *p;
+	size_t n, cap;
+	FILE *stream;   /* when set and the answer is 200, bytes go there instead */
+	CURL *curl;
+	int decided, use_stream;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+	struct buf *b = ud;
+	size_t len = size * n;
+
+	if (b->stream && !b->decided) {
+		long code = 0;
+		curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &code);
+		b->decided = 1;
+		b->use_stream = code == 200;
+	}
+	if (b->use_stream) {
+		size_t w = fwrite(p, 1, len, b->stream);
+		fflush(b->stream);
+		return w;
+	}
+	if (b->n + len + 1 > b->cap) {
+		size_t nc = b->cap ? b->cap : 4096;
+		while (nc < b->n + len + 1)
+			nc *= 2;
+		char *np = realloc(b->p, nc);
+		if (!np)
+			return 0;
+		b->p = np, b->cap = nc;
+	}
+	memcpy(b->p + b->n, p, len);
+	b->n += len;
+	b->p[b->n] = 0;
+	return len;
+}
+
+/* Performs METHOD PATH with BODY (a JSON object, not consumed, or NULL). On success returns the
+ * HTTP status and the parsed answer in *OUT (may be NULL: not JSON); -1 on a connection error
+ * (message printed). With STREAM, the body is written there instead. */
+static long request(struct client *c, const char *method, const char *path, json_object *body,
+		    json_object **out, FILE *stream)
+{
+	char url[4096], auth[1024];
+	struct curl_slist *h = NULL;
+	struct buf b = {NULL, 0, 0, stream, c->curl, 0, 0};
+	long status = -1;
+	CURLcode rc;
+
+	if (out)
+		*out = NULL;
+	snprintf(url, sizeof url, "%s%s", c->server, path);
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	if (c->token) {
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+		h = curl_slist_append(h, auth);
+	}
+	if (body) {
+		const char *s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_COPYPOSTFIELDS, s);
+	} else if (!strcmp(method, "POST")) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
+	}
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(c->curl);
+	curl_slist_free_all(h);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "kfpc: %s: %s\n", url, curl_easy_strerror(rc));
+		free(b.p);
+		return -1;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (out && b.p)
+		*out = json_tokener_parse(b.p);
+	free(b.p);
+	return status;
+}
+
+static const char *js(json_object *o, const char *k)
+{
+	json_object *v;
+	if (!o || !json_object_object_get_ex(o, k, &v) || !v)
+		return "";
+	return json_object_get_string(v);
+}
+
+/* Prints the server's error answer; returns the exit code for STATUS. */
+static int fail(long status, json_object *ans)
+{
+	json_object *e;
+
+	if (status < 0)
+		return 2;
+	if (ans && json_object_object_get_ex(ans, "error", &e))
+		fprintf(stderr, "kfpc: server: %s (HTTP %ld)\n", js(e, "message"), status);
+	else
+		fprintf(stderr, "kfpc: server answered HTTP %ld\n", status);
+	return status == 401 || status == 403 ? 2 : 1;
+}
+
+static void print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* Adds "-p NAME=VALUE" to PARAMS; returns 0 or -1 (message printed). */
+static int add_param(json_object *params, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char name[256];
+
+	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof name) {
+		fprintf(stderr, "kfpc: -p wants NAME=VALUE, got '%s'\n", arg);
+		return -1;
+	}
+	memcpy(name, arg, (size_t)(eq - arg));
+	name[eq - arg] = 0;
+	json_object_object_add(params, name, json_object_new_string(eq + 1));
+	return 0;
+}
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *p = NULL;
+	size_t n = 0;
+	FILE *m;
+
+	if (!f)
+		return NULL;
+	if (!(m = open_memstream(&p, &n))) {
+		fclose(f);
+		return NULL;
+	}
+	char buf[65536];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+		fwrite(buf, 1, r, m);
+	fclose(f);
+	fclose(m);
+	return p;
+}
+
+static void print_diagnostics(json_object *ans)
+{
+	json_object *d, *list;
+	size_t i;
+
+	if (!json_object_object_get_ex(ans, "diagnostics", &d) ||
+	    !json_object_object_get_ex(d, "diagnostics", &list))
+		return;
+	for (i = 0; i < json_object_array_length(list); i++) {
+		json_object *x = json_object_array_get_idx(list, i);
+		fprintf(stderr, "%s:%s:%s: %s: %s [%s]\n", js(x, "file"), js(x, "line"), js(x, "col"),
+			js(x, "severity"), js(x, "message"), js(x, "code"));
+	}
+}
+
+static int do_submit(struct client *c, int argc, char **argv)
+{
+	const char *file = NULL, *name = NULL, *entry = NULL;
+	json_object *params = json_object_new_object(), *body = NULL, *ans = NULL, *run = NULL;
+	int norun = 0, i, rc = 2;
+	char *text = NULL;
+	long st;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+			if (add_param(params, argv[++i]))
+				goto out;
+		} else if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+			name = argv[++i];
+		} else if (!strcmp(argv[i], "--pipeline") && i + 1 < argc) {
+			entry = argv[++i];
+		} else if (!strcmp(argv[i], "--no-run")) {
+			norun = 1;
+		} else if (argv[i][0] != '-' && !file) {
+			file = argv[i];
+		} else {
+			fprintf(stderr, "kfpc submit: unexpected '%s'\n%s", argv[i], remote_usage);
+			goto out;
+		}
+	}
+	if (!file) {
+		fprintf(stderr, "kfpc submit: which file?\n%s", remote_usage);
+		goto out;
+	}
+	if (!(text = read_all(file))) {
+		fprintf(stderr, "kfpc: %s: %s\n", file, strerror(errno));
+		goto out;
+	}
+	body = json_object_new_object();
+	size_t fl = strlen(file);
+	if (fl > 5 && !strcmp(file + fl - 5, ".json")) {
+		json_object *ir = json_tokener_parse(text);
+		if (!ir) {
+			fprintf(stderr, "kfpc: %s: not JSON\n", file);
+			goto out;
+		}
+		json_object_object_add(body, "ir", ir);
+	} else {
+		const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+		json_object_object_add(body, "source", json_object_new_string(text));
+		json_object_object_add(body, "filename", json_object_new_string(base));
+	}
+	if (name)
+		json_object_object_add(body, "name", json_object_new_string(name));
+	if (entry)
+		json_object_object_add(body, "pipeline", json_object_new_string(entry));
+	st = request(c, "POST", "/api/v1/pipelines", body, &ans, NULL);
+	if (st == 422) {
+		if (c->json)
+			print_json(ans);
+		else
+			print_diagnostics(ans);
+		rc = 1;
+		goto out;
+	}
+	if (st != 200 && st != 201) {
+		rc = fail(st, ans);
+		goto out;
+	}
+	if (norun) {
+		if (c->json)
+			print_json(ans);
+		else
+			printf("pipeline %s version %s\n", js(ans, "name"), js(ans, "version"));
+		rc = 0;
+		goto out;
+	}
+	json_object_put(body);
+	body = json_object_new_object();
+	json_object_object_add(body, "pipeline", json_object_new_string(js(ans, "name")));
+	json_object_object_add(body, "version",
+			       json_object_new_int64(json_object_get_int64(json_object_object_get(ans, "version"))));
+	json_object_object_add(body, "params", json_object_get(params));
+	st = request(c, "POST", "/api/v1/runs", body, &run, NULL);
+	if (st != 201) {
+		rc = fail(st, run);
+		goto out;
+	}
+	if (c->json)
+		print_json(run);
+	else
+		printf("%s\n", js(run, "id"));
+	rc = 0;
+out:
+	free(text);
+	json_object_put(params);
+	json_object_put(body);
+	json_object_put(ans);
+	json_object_put(run);
+	return rc;
+}
+
+/* Appends ?k=v / &k=v (URL-escaped) to URL. */
+static void add_query(struct client *c, char *url, size_t n, const char *k, const char *v)
+{
+	char *e = curl_easy_escape(c->curl, v, 0);
+	size_t l = strlen(url);
+	snprintf(url + l, n - l, "%c%s=%s", strchr(url, '?') ? '&' : '?', k, e ? e : "");
+	curl_free(e);
+}
+
+static int do_runs(struct client *c, int argc, char **argv)
+{
+	char url[2048] = "/api/v1/runs";
+	json_object *ans = NULL, *runs;
+	size_t i;
+	long st;
+	int rc;
+
+	for (i = 1; i < (size_t)argc; i++) {
+		static const char *const flags[] = {"--pipeline", "--state", "--schedule", "--limit",
+						    "--cursor", NULL};
+		int j, ok = 0;
+		for (j = 0; flags[j]; j++)
+			if (!strcmp(argv[i], flags[j]) && i + 1 < (size_t)argc) {
+				add_query(c, url, sizeof url, flags[j] + 2, argv[++i]);
+				ok = 1;
+				break;
+			}
+		if (!ok) {
+			fprintf(stderr, "kfpc runs: unexpected '%s'\n%s", argv[i], remote_usage);
+			return 2;
+		}
+	}
+	st = request(c, "GET", url, NULL, &ans, NULL);
+	if (st != 200) {
+		rc = fail(st, ans);
+		json_object_put(ans);
+		return rc;
+	}
+	if (c->json) {
+		print_json(ans);
+	} else {
+		json_object_object_get_ex(ans, "runs", &runs);
+		printf("%-26s %-10s %-20s %-21s %s\n", "RUN", "STATE", "PIPELINE", "CREATED", "SCHEDULE");
+		for (i = 0; i < json_object_array_length(runs); i++) {
+			json_object *r = json_object_array_get_idx(runs, i);
+			printf("%-26s %-10s %-20s %-21s %s\n", js(r, "id"), js(r, "state"),
+			       js(r, "pipeline"), js(r, "created"), js(r, "schedule"));
+		}
+		if (*js(ans, "next_cursor"))
+			printf("more: --cursor %s\n", js(ans, "next_cursor"));
+	}
+	json_object_put(ans);
+	return 0;
+}
+
+static int do_show(struct client *c, int argc, char **argv)
+{
+	char url[1024];
+	json_object *ans = NULL, *steps;
+	size_t i;
+	long st;
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: kfpc --server URL show RUN\n");
+		return 2;
+	}
+	snprintf(url, sizeof url, "/api/v1/runs/%s?steps=1", argv[1]);
+	st = request(c, "GET", url, NULL, &ans, NULL);
+	if (st != 200) {
+		rc = fail(st, ans);
+		json_object_put(ans);
+		return rc;
+	}
+	if (c->json) {
+		print_json(ans);
+	} else {
+		printf("run       %s\npipeline  %s (version %s)\nstate     %s%s%s\ncreated   %s\n",
+		       js(ans, "id"), js(ans, "pipeline"), js(ans, "version"), js(ans, "state"),
+		       *js(ans, "reason") ? ": " : "", js(ans, "reason"), js(ans, "created"));
+		if (*js(ans, "finished"))
+			printf("finished  %s\n", js(ans, "finished"));
+		printf("params    %s\n", js(ans, "params"));
+		if (json_object_object_get_ex(ans, "steps", &steps) && json_object_array_length(steps)) {
+			printf("\n%-30s %-10s %-8s %s\n", "STEP", "STATE", "ATTEMPTS", "REASON");
+			for (i = 0; i < json_object_array_length(steps); i++) {
+				json_object *s = json_object_array_get_idx(steps, i), *a;
+				json_object_object_get_ex(s, "attempts", &a);
+				printf("%-30s %-10s %-8zu %s\n", js(s, "id"), js(s, "state"),
+				       a ? json_object_array_length(a) : 0, js(s, "reason"));
+			}
+		}
+	}
+	rc = !strcmp(js(ans, "state"), "failed") ? 1 : 0;
+	json_object_put(ans);
+	return rc;
+}
+
+static int do_logs(struct client *c, int argc, char **argv)
+{
+	const char *run = NULL, *step = NULL, *attempt = NULL;
+	int follow = 0, err = 0, i;
+	char url[2048];
+	json_object *ans = NULL;
+	long st;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow"))
+			follow = 1;
+		else if (!strcmp(argv[i], "--stderr"))
+			err = 1;
+		else if (!strcmp(argv[i], "--attempt") && i + 1 < argc)
+			attempt = argv[++i];
+		else if (!run)
+			run = argv[i];
+		else if (!step)
+			step = argv[i];
+		else {
+			fprintf(stderr, "kfpc logs: unexpected '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!run || !step) {
+		fprintf(stderr, "usage: kfpc --server URL logs RUN STEP [-f] [--stderr] [--attempt N]\n");
+		return 2;
+	}
+	char *es = curl_easy_escape(c->curl, step, 0);
+	snprintf(url, sizeof url, "/api/v1/runs/%s/steps/%s/logs", run, es ? es : step);
+	curl_free(es);
+	if (follow)
+		add_query(c, url, sizeof url, "follow", "1");
+	if (err)
+		add_query(c, url, sizeof url, "stream", "stderr");
+	if (attempt)
+		add_query(c, url, sizeof url, "attempt", attempt);
+	/* a 200 answer streams to stdout as it comes; an error answer is small JSON */
+	st = request(c, "GET", url, NULL, &ans, stdout);
+	if (st != 200) {
+		int rc = fail(st, ans);
+		json_object_put(ans);
+		return rc;
+	}
+	json_object_put(ans);
+	return 0;
+}
+
+/* POST/DELETE on one run: cancel, retry, delete. */
+static int do_run_action(struct client *c, int argc, char **argv)
+{
+	char url[1024];
+	json_object *ans = NULL;
+	long st;
+	int rc = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: kfpc --server URL %s RUN\n", argv[0]);
+		return 2;
+	}
+	if (!strcmp(argv[0], "delete")) {
+		snprintf(url, sizeof url, "/api/v1/runs/%s", argv[1]);
+		st = request(c, "DELETE", url, NULL, &ans, NULL);
+	} else {
+		snprintf(url, sizeof url, "/api/v1/runs/%s/%s", argv[1], argv[0]);
+		st = request(c, "POST", url, NULL, &ans, NULL);
+	}
+	if (st < 200 || st > 299)
+		rc = fail(st, ans);
+	else if (c->json)
+		print_json(ans);
+	else
+		printf("%s: %s%s\n", argv[1], argv[0][0] == 'd' ? "deleted" : js(ans, "state"),
+		       argv[0][0] == 'c' && strcmp(js(ans, "state"), "cancelled") ? " (cancelling)" : "");
+	json_object_put(ans);
+	return rc;
+}
+
+static int do_pipelines(struct client *c)
+{
+	json_object *ans = NULL, *pl;
+	size_t i;
+	long st = request(c, "GET", "/api/v1/pipelines", NULL, &ans, NULL);
+	int rc = 0;
+
+	if (st != 200) {
+		rc = fail(st, ans);
+	} else if (c->json) {
+		print_json(ans);
+	} else {
+		json_object_object_get_ex(ans, "pipelines", &pl);
+		printf("%-30s %-8s %s\n", "PIPELINE", "LATEST", "UPDATED");
+		for (i = 0; i < json_object_array_length(pl); i++) {
+			json_object *p = json_object_array_get_idx(pl, i);
+			printf("%-30s %-8s %s\n", js(p, "name"), js(p, "latest"), js(p, "updated"));
+		}
+	}
+	json_object_put(ans);
+	return rc;
+}
+
+static void print_schedule(json_object *s)
+{
+	json_object *t;
+	printf("%-18s %-20s %-18s %-16s %-8s %s\n", js(s, "id"), js(s, "pipeline"), js(s, "cron"),
+	       js(s, "tz"), json_object_get_boolean(json_object_object_get(s, "enabled")) ? "active" : "paused",
+	       json_object_object_get_ex(s, "next_fire_times", &t) && json_object_array_length(t)
+		       ? json_object_get_string(json_object_array_get_idx(t, 0))
+		       : "-");
+}
+
+static int do_schedule(struct client *c, int argc, char **argv)
+{
+	json_object *ans = NULL, *body = NULL, *list;
+	const char *sub = argc > 1 ? argv[1] : "";
+	char url[1024];
+	size_t i;
+	long st;
+	int rc = 0;
+
+	if (!strcmp(sub, "create")) {
+		const char *pl = NULL;
+		json_object *params = json_object_new_object();
+		body = json_object_new_object();
+		for (i = 2; i < (size_t)argc; i++) {
+			const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
+			if (!strcmp(a, "--paused")) {
+				json_object_object_add(body, "enabled", json_object_new_boolean(0));
+				continue;
+			}
+			if (a[0] != '-' && !pl) {
+				pl = a;
+				continue;
+			}
+			if (!v)
+				goto usage;
+			i++;
+			if (!strcmp(a, "-p")) {
+				if (add_param(params, v))
+					goto usage;
+			} else if (!strcmp(a, "--cron"))
+				json_object_object_add(body, "cron", json_object_new_string(v));
+			else if (!strcmp(a, "--tz"))
+				json_object_object_add(body, "tz", json_object_new_string(v));
+			else if (!strcmp(a, "--policy"))
+				json_object_object_add(body, "policy", json_object_new_string(v));
+			else if (!strcmp(a, "--max-concurrent"))
+				json_object_object_add(body, "max_concurrent", json_object_new_int(atoi(v)));
+			else if (!strcmp(a, "--version"))
+				json_object_object_add(body, "version", json_object_new_int(atoi(v)));
+			else
+				goto usage;
+		}
+		if (!pl)
+			goto usage;
+		json_object_object_add(body, "pipeline", json_object_new_string(pl));
+		json_object_object_add(body, "params", params);
+		st = request(c, "POST", "/api/v1/schedules", body, &ans, NULL);
+		if (st != 201)
+			rc = fail(st, ans);
+		else if (c->json)
+			print_json(ans);
+		else
+			printf("%s\n", js(ans, "id"));
+	} else if (!strcmp(sub, "list") && argc == 2) {
+		st = request(c, "GET", "/api/v1/schedules", NULL, &ans, NULL);
+		if (st != 200) {
+			rc = fail(st, ans);
+		} else if (c->json) {
+			print_json(ans);
+		} else {
+			json_object_object_get_ex(ans, "schedules", &list);
+			printf("%-18s %-20s %-18s %-16s %-8s %s\n", "SCHEDULE", "PIPELINE", "CRON", "TZ",
+			       "STATE", "NEXT");
+			for (i = 0; i < json_object_array_length(list); i++)
+				print_schedule(json_object_array_get_idx(list, i));
+		}
+	} else if ((!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "delete") ||
+		    !strcmp(sub, "show")) && argc == 3) {
+		if (!strcmp(sub, "delete")) {
+			snprintf(url, sizeof url, "/api/v1/schedules/%s", argv[2]);
+			st = request(c, "DELETE", url, NULL, &ans, NULL);
+		} else if (!strcmp(sub, "show")) {
+			snprintf(url, sizeof url, "/api/v1/schedules/%s?n=10", argv[2]);
+			st = request(c, "GET", url, NULL, &ans, NULL);
+		} else {
+			snprintf(url, sizeof url, "/api/v1/schedules/%s/%s", argv[2], sub);
+			st = request(c, "POST", url, NULL, &ans, NULL);
+		}
+		if (st != 200)
+			rc = fail(st, ans);
+		else if (c->json || !strcmp(sub, "show"))
+			print_json(ans);
+		else
+			printf("%s: %s\n", argv[2], !strcmp(sub, "delete") ? "deleted"
+						    : !strcmp(sub, "pause") ? "paused" : "active");
+	} else {
+		goto usage;
+	}
+	json_object_put(ans);
+	json_object_put(body);
+	return rc;
+usage:
+	json_object_put(body);
+	fprintf(stderr, "kfpc schedule: bad arguments\n%s", remote_usage);
+	return 2;
+}
+
+/* Resolves RUN/STEP/OUTPUT to a digest through the run's artifact list. Malloc'd or NULL. */
+static char *resolve_output(struct client *c, const char *ref)
+{
+	char run[256], url[1024];
+	const char *slash = strchr(ref, '/'), *last = strrchr(ref, '/');
+	json_object *ans = NULL, *arts;
+	char *d = NULL;
+	size_t i;
+
+	if (!slash || slash == last || (size_t)(slash - ref) >= sizeof run)
+		return NULL;
+	memcpy(run, ref, (size_t)(slash - ref));
+	run[slash - ref] = 0;
+	snprintf(url, sizeof url, "/api/v1/runs/%s/artifacts", run);
+	if (request(c, "GET", url, NULL, &ans, NULL) == 200 &&
+	    json_object_object_get_ex(ans, "artifacts", &arts)) {
+		for (i = 0; i < json_object_array_length(arts); i++) {
+			json_object *a = json_object_array_get_idx(arts, i);
+			char full[1024];
+			snprintf(full, sizeof full, "%s/%s/%s", run, js(a, "step"), js(a, "output"));
+			if (!strcmp(full, ref))
+				d = strdup(js(a, "digest"));
+		}
+	}
+	json_object_put(ans);
+	return d;
+}
+
+static int do_artifact(struct client *c, int argc, char **argv)
+{
+	const char *ref = NULL, *out = NULL;
+	char url[1024], *digest;
+	FILE *f;
+	long st;
+	int i;
+
+	if (argc < 2 || strcmp(argv[1], "get"))
+		goto usage;
+	for (i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			out = argv[++i];
+		else if (!ref)
+			ref = argv[i];
+		else
+			goto usage;
+	}
+	if (!ref || !out)
+		goto usage;
+	digest = strchr(ref, '/') ? resolve_output(c, ref) : strdup(ref);
+	if (!digest) {
+		fprintf(stderr, "kfpc: no artifact '%s'\n", ref);
+		return 1;
+	}
+	snprintf(url, sizeof url, "/api/v1/artifacts/%s/content", digest);
+	free(digest);
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.part", out);
+	if (!(f = fopen(tmp, "wb"))) {
+		fprintf(stderr, "kfpc: %s: %s\n", tmp, strerror(errno));
+		return 2;
+	}
+	json_object *ans = NULL;
+	st = request(c, "GET", url, NULL, &ans, f);
+	if (fclose(f) || st != 200) {
+		unlink(tmp);
+		int rc = fail(st, ans);
+		json_object_put(ans);
+		return rc;
+	}
+	json_object_put(ans);
+	if (rename(tmp, out)) {
+		fprintf(stderr, "kfpc: %s: %s\n", out, strerror(errno));
+		unlink(tmp);
+		return 2;
+	}
+	return 0;
+usage:
+	fprintf(stderr, "usage: kfpc --server URL artifact get DIGEST|RUN/STEP/OUTPUT -o PATH\n");
+	return 2;
+}
+
+static int do_get_print(struct client *c, const char *url)
+{
+	json_object *ans = NULL;
+	long st = request(c, "GET", url, NULL, &ans, NULL);
+	int rc = 0;
+
+	if (st != 200)
+		rc = fail(st, ans);
+	else
+		print_json(ans);
+	json_object_put(ans);
+	return rc;
+}
+
+/* Reads "key = value" from the config file into *SERVER / *TOKEN (malloc'd, if not yet set). */
+static void read_config(char **server, char **token)
+{
+	const char *path = getenv("KFPC_CONFIG"), *home = getenv("HOME");
+	char def[4096], line[4096];
+	FILE *f;
+
+	if (!path) {
+		if (!home)
+			return;
+		snprintf(def, sizeof def, "%s/.config/kfpc/config", home);
+		path = def;
+	}
+	if (!(f = fopen(path, "r")))
+		return;
+	while (fgets(line, sizeof line, f)) {
+		char *eq = strchr(line, '='), *k = line, *v, *e;
+		if (!eq || line[0] == '#')
+			continue;
+		*eq = 0;
+		v = eq + 1;
+		while (*k == ' ' || *k == '\t')
+			k++;
+		for (e = eq; e > k && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			e[-1] = 0;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		v[strcspn(v, "\r\n")] = 0;
+		for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			e[-1] = 0;
+		if (!strcmp(k, "token") && !*token)
+			*token = strdup(v);
+		else if (!strcmp(k, "server") && !*server)
+			*server = strdup(v);
+	}
+	fclose(f);
+}
+
+int cmd_remote_wants(const char *name)
+{
+	static const char *const names[] = {"submit", "runs", "show", "logs", "cancel", "retry",
+					    "delete", "pipelines", "schedule", "artifact", "lineage",
+					    "whoami", NULL};
+	int i;
+	for (i = 0; names[i]; i++)
+		if (!strcmp(names[i], name))
+			return 1;
+	return 0;
+}
+
+int cmd_remote(int argc, char **argv, const char *server)
+{
+	struct client c = {NULL, NULL, 0, NULL};
+	char *srv = NULL, url[1024];
+	const char *cmd;
+	int i, j, rc = 2;
+
+	/* --json may appear anywhere */
+	for (i = j = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			c.json = 1;
+		else
+			argv[j++] = argv[i];
+	}
+	argc = j;
+	if (argc < 1 || !strcmp(argv[0], "help") || !strcmp(argv[0], "--help")) {
+		fputs(remote_usage, argc < 1 ? stderr : stdout);
+		return argc < 1 ? 2 : 0;
+	}
+	if (getenv("KFPC_TOKEN") && *getenv("KFPC_TOKEN"))
+		c.token = strdup(getenv("KFPC_TOKEN"));
+	if (server)
+		srv = strdup(server);
+	read_config(&srv, &c.token);
+	if (!srv) {
+		fprintf(stderr, "kfpc: no server: give --server URL or 'server = URL' in the config\n");
+		goto out;
+	}
+	while (*srv && srv[strlen(srv) - 1] == '/')
+		srv[strlen(srv) - 1] = 0;
+	c.server = srv;
+	if (!c.token) {
+		fprintf(stderr, "kfpc: no token: set KFPC_TOKEN or 'token = ...' in the config file\n");
+		goto out;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) || !(c.curl = curl_easy_init())) {
+		fprintf(stderr, "kfpc: cannot initialise libcurl\n");
+		goto out;
+	}
+	cmd = argv[0];
+	if (!strcmp(cmd, "submit"))
+		rc = do_submit(&c, argc, argv);
+	else if (!strcmp(cmd, "runs"))
+		rc = do_runs(&c, argc, argv);
+	else if (!strcmp(cmd, "show"))
+		rc = do_show(&c, argc, argv);
+	else if (!strcmp(cmd, "logs"))
+		rc = do_logs(&c, argc, argv);
+	else if (!strcmp(cmd, "cancel") || !strcmp(cmd, "retry") || !strcmp(cmd, "delete"))
+		rc = do_run_action(&c, argc, argv);
+	else if (!strcmp(cmd, "pipelines"))
+		rc = do_pipelines(&c);
+	else if (!strcmp(cmd, "schedule"))
+		rc = do_schedule(&c, argc, argv);
+	else if (!strcmp(cmd, "artifact"))
+		rc = do_artifact(&c, argc, argv);
+	else if (!strcmp(cmd, "lineage") && argc == 2) {
+		snprintf(url, sizeof url, "/api/v1/artifacts/%s/lineage", argv[1]);
+		rc = do_get_print(&c, url);
+	} else if (!strcmp(cmd, "whoami"))
+		rc = do_get_print(&c, "/api/v1/whoami");
+	else
+		fprintf(stderr, "kfpc: unknown remote command '%s'\n%s", cmd, remote_usage);
+	curl_easy_cleanup(c.curl);
+	curl_global_cleanup();
+out:
+	free(srv);
+	if (c.token) {
+		explicit_bzero(c.token, strlen(c.token));
+		free(c.token);
+	}
+	return rc;
+}

@@ -1,0 +1,62 @@
+/* compile.c - the compiler driver: load, parse, check, lower, emit (SPEC §7, §9, §10).
+ *
+ *   src_load    read the root file and its imports, parse them (FRONT: source.c, parser.y)
+ *   sema_check  names, types, properties, edges, cycles, lints (sema_*.c, lint.c)
+ *   lower_ir    stream the IR JSON        | graph_dot   write Graphviz DOT
+ *
+ * Nothing is printed here: diagnostics stay in the caller's struct diag. */
+#include "compile.h"
+
+#include "diag.h"
+#include "sema.h"
+#include "source.h"
+
+enum backend { BACKEND_IR, BACKEND_DOT };
+
+static int run(const char *path, const struct compile_opts *o, struct diag *d, FILE *out,
+	       enum backend be)
+{
+	struct src_program *prog = NULL;
+	struct sema *s = NULL;
+	int rc, lrc;
+
+	diag_set_werror(d, o && o->werror);
+	rc = src_load(path, d, &prog);
+	if (rc == 2 || rc < 0 || !prog) {
+		src_free(prog);
+		return 2;
+	}
+	if (rc == 1) {
+		/* Syntax or import errors: a partial tree would only produce follow-on errors, so
+		 * these are reported alone. */
+		src_free(prog);
+		return 1;
+	}
+	if (!(s = sema_check(prog, d, o ? o->pipeline : NULL))) {
+		src_free(prog);
+		return 2;
+	}
+	if (diag_errors(d) || !s->entry) {
+		rc = 1;
+		goto out;
+	}
+	lrc = be == BACKEND_IR ? lower_ir(s, out) : graph_dot(s, out);
+	if (lrc < 0 || fflush(out) == EOF)
+		rc = 2;
+	else
+		rc = 0;
+out:
+	sema_free(s);
+	src_free(prog);
+	return rc;
+}
+
+int compile_file(const char *path, const struct compile_opts *o, struct diag *d, FILE *out)
+{
+	return run(path, o, d, out, BACKEND_IR);
+}
+
+int compile_graph(const char *path, const struct compile_opts *o, struct diag *d, FILE *out)
+{
+	return run(path, o, d, out, BACKEND_DOT);
+}

@@ -1,0 +1,126 @@
+/* api.h - the REST API handlers (routes in http.c) and the run/schedule machinery they share. */
+#ifndef KFPD_API_H
+#define KFPD_API_H
+#include "http.h"
+
+/* api_admin.c: health, metrics, namespaces, tokens */
+int api_healthz(struct req *r);
+int api_readyz(struct req *r);
+int api_metrics(struct req *r);
+int api_whoami(struct req *r);
+int api_ns_create(struct req *r);
+int api_ns_list(struct req *r);
+int api_ns_delete(struct req *r);
+int api_token_create(struct req *r);
+int api_token_list(struct req *r);
+int api_token_delete(struct req *r);
+
+/* api_pipelines.c */
+int api_pl_create(struct req *r);
+int api_pl_list(struct req *r);
+int api_pl_get(struct req *r);
+int api_pl_delete(struct req *r);
+int api_pl_version(struct req *r);
+int api_pl_ir(struct req *r);
+
+/* Loads version V ("latest" or NULL: the latest) of pipeline NAME in NS into *OUT (a versions
+ * record, caller puts). Returns 0, DB_NOTFOUND or negative. */
+int api_pl_load_version(struct kfpd *k, const char *ns, const char *name, const char *v,
+			json_object **out);
+
+/* api_runs.c */
+int api_run_create(struct req *r);
+int api_run_list(struct req *r);
+int api_run_get(struct req *r);
+int api_run_cancel(struct req *r);
+int api_run_retry(struct req *r);
+int api_run_delete(struct req *r);
+int api_run_logs(struct req *r);
+int api_run_artifacts(struct req *r);
+int api_art_get(struct req *r);
+int api_art_content(struct req *r);
+int api_art_lineage(struct req *r);
+
+/* api_schedules.c */
+int api_sched_create(struct req *r);
+int api_sched_list(struct req *r);
+int api_sched_get(struct req *r);
+int api_sched_update(struct req *r);
+int api_sched_pause(struct req *r);
+int api_sched_resume(struct req *r);
+int api_sched_delete(struct req *r);
+
+/* ---- runs.c: the run records and their workers ------------------------------------------------ */
+
+/* Creates a durable run of pipeline version PV (a versions record: {"version","ir",...}) of
+ * pipeline NAME in namespace NS with PARAMS (object, not consumed; validated here against the IR:
+ * unknown, missing or ill-typed values give -EINVAL with a message in ERR). SCHEDULE: the schedule
+ * id or NULL; FIRE: its fire time. On success *OUT is the new run record (caller puts) and the
+ * loop is woken. Returns 0, -EINVAL (bad params), or another negative error. */
+int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *pv,
+		json_object *params, const char *schedule, time_t fire, json_object **out,
+		char *err, size_t n);
+
+/* Loop thread: reaps finished workers, starts queued runs (up to k->max_workers), applies cancels.
+ * Returns the number of runs still active. */
+int runs_tick(struct kfpd *k);
+
+/* Loop thread, at start: re-queues every accepted run that is not terminal (kill -9 recovery). */
+int runs_recover(struct kfpd *k);
+
+/* Loop thread, at SIGTERM: leaves the workers running for the next start to adopt (or kills
+ * them with --stop-workers: their runs resume at the next start); frees the run machinery. */
+void runs_shutdown(struct kfpd *k);
+
+/* Returns 1 if run ID has a record that is not terminal (queued or running). */
+int runs_active(struct kfpd *k, const char *id);
+
+/* Returns 1 if STATE is terminal (succeeded, failed, cancelled). */
+int runs_terminal(const char *state);
+
+/* Counts non-terminal runs of schedule SCHED. */
+int runs_active_for_schedule(struct kfpd *k, const char *sched);
+
+/* Engine view of a run: an object {"steps":[...]} read from the engine state, or NULL when the
+ * engine has nothing (yet). Caller puts. */
+json_object *runs_engine_steps(struct kfpd *k, json_object *run);
+
+/* Cancels run ID: a queued run becomes cancelled at once, a running one is signalled by the loop.
+ * Returns 0, 404, or 409 when already terminal; *OUT is the record (caller puts; NULL on 404). */
+int runs_cancel(struct kfpd *k, const char *id, json_object **out);
+
+/* Queues failed/cancelled run ID again (resumed: finished steps are kept). Returns 0, 404, 409
+ * when not failed/cancelled, 500; *OUT as for runs_cancel. */
+int runs_retry(struct kfpd *k, const char *id, json_object **out);
+
+/* Deletes terminal run ID of namespace NS (record, index, DATA/runs/ID). Returns 0, 404, 409
+ * (not terminal) or 500. The engine store keeps its history of the run. */
+int runs_delete(struct kfpd *k, const char *ns, const char *id);
+
+/* Live step counts of an active run ({"total":N,"succeeded":N,...}, refreshed by the loop every
+ * 0.5 s), or NULL. Caller puts. */
+json_object *runs_progress(const char *id);
+
+struct store;
+/* Returns the engine store locked for the caller's thread (release with runs_estore_unlock), or
+ * NULL (nothing locked) when it is not open. */
+struct store *runs_estore_lock(void);
+void runs_estore_unlock(void);
+
+/* ---- cron.c: schedules ------------------------------------------------------------------------- */
+
+/* Returns NULL if CRON (SPEC §7) and TZ (IANA name or "UTC") are valid, else a message (static
+ * or in BUF of N bytes). */
+const char *cron_check(const char *cron, const char *tz, char *buf, size_t n);
+
+/* Returns the first fire time strictly after AFTER, (time_t)-1 when none. Serialised. */
+time_t cron_next(const char *cron, const char *tz, time_t after);
+
+/* Held around every read-modify-write of a schedule record (HTTP threads and the loop). */
+extern pthread_mutex_t cron_sched_lock;
+
+/* Loop thread: fires every enabled schedule whose next time has come (policy catchup/skip,
+ * max_concurrent). */
+void cron_tick(struct kfpd *k);
+
+#endif

@@ -1,0 +1,409 @@
+/* api_pipelines.c - pipelines: upload source (compiled here), versions, IR.
+ *
+ * POST /api/v1/pipelines {"source": TEXT, "filename"?: "train.kfp", "name"?: NAME,
+ *                         "pipeline"?: ENTRY} (or {"ir": IR, "name"?}) compiles the source with
+ * compile_file(); errors give 422 {"error":..., "diagnostics": SPEC §7 JSON}. A new version is
+ * recorded unless the IR is byte-identical to the latest version's (then 200 and that version).
+ * The source is written to a private temporary directory only for the compiler (imports of
+ * relative files are therefore not available; `std/` imports are). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "compile.h"
+#include "db.h"
+#include "diag.h"
+
+static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Rewrites every "file" member equal to FROM into TO, recursively, in O. */
+static void rename_files(json_object *o, const char *from, const char *to)
+{
+	size_t i;
+
+	if (json_object_is_type(o, json_type_array)) {
+		for (i = 0; i < json_object_array_length(o); i++)
+			rename_files(json_object_array_get_idx(o, i), from, to);
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val) {
+			if (!strcmp(key, "file") && json_object_is_type(val, json_type_string) &&
+			    !strcmp(json_object_get_string(val), from))
+				json_object_object_add(o, key, json_object_new_string(to));
+			else
+				rename_files(val, from, to);
+		}
+	}
+}
+
+/* Compiles SOURCE as FILENAME. Returns 0 with the IR text in *IR (malloc'd), 1 with diagnostics
+ * in *DIAGS (json, caller puts), or -1 with a message in ERR. */
+static int compile_source(struct kfpd *k, const char *source, const char *filename,
+			  const char *entry, char **ir, json_object **diags, char *err, size_t n)
+{
+	char dir[4096], path[4200], rnd[17];
+	struct compile_opts o = {entry, 0};
+	struct diag *d = NULL;
+	char *out = NULL, *dbuf = NULL;
+	size_t outlen = 0, dlen = 0;
+	FILE *f = NULL, *df = NULL;
+	int rc = -1, crc;
+
+	*ir = NULL;
+	*diags = NULL;
+	if (util_random_hex(rnd, 8))
+		return snprintf(err, n, "no randomness"), -1;
+	snprintf(dir, sizeof dir, "%s/tmp/c-%s", k->data_dir, rnd);
+	snprintf(path, sizeof path, "%s/%s", dir, filename);
+	if (util_mkdirs(dir) || util_write_file(path, source, strlen(source))) {
+		snprintf(err, n, "cannot write the source: %s", strerror(errno));
+		goto out;
+	}
+	if (!(d = diag_new()) || !(f = open_memstream(&out, &outlen))) {
+		snprintf(err, n, "out of memory");
+		goto out;
+	}
+	pthread_mutex_lock(&compile_lock);
+	crc = compile_file(path, &o, d, f);
+	pthread_mutex_unlock(&compile_lock);
+	if (fclose(f)) {
+		f = NULL;
+		snprintf(err, n, "out of memory");
+		goto out;
+	}
+	f = NULL;
+	if (crc == 0) {
+		*ir = out;
+		out = NULL;
+		rc = 0;
+		goto out;
+	}
+	if (!(df = open_memstream(&dbuf, &dlen))) {
+		snprintf(err, n, "out of memory");
+		goto out;
+	}
+	diag_print(d, df, DIAG_FORMAT_JSON, 0);
+	fclose(df);
+	*diags = dbuf ? json_tokener_parse(dbuf) : NULL;
+	if (!*diags)
+		*diags = json_object_new_object();
+	rename_files(*diags, path, filename);
+	rc = 1;
+out:
+	if (f)
+		fclose(f);
+	free(out);
+	free(dbuf);
+	diag_free(d);
+	unlink(path);
+	rmdir(dir);
+	return rc;
+}
+
+static json_object *version_view(json_object *v, int with_source)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "version", json_object_new_int64(js_int(v, "version", 0)));
+	json_object_object_add(o, "filename", json_object_new_string(js_str(v, "filename", "")));
+	json_object_object_add(o, "digest", json_object_new_string(js_str(v, "digest", "")));
+	json_object_object_add(o, "created", json_object_new_string(js_str(v, "created", "")));
+	if (with_source) {
+		const char *s = js_str(v, "source", NULL);
+		json_object_object_add(o, "source", s ? json_object_new_string(s) : NULL);
+	}
+	return o;
+}
+
+int api_pl_create(struct req *r)
+{
+	json_object *body, *irj = NULL, *diags = NULL, *pl = NULL, *ver, *latest = NULL, *o;
+	const char *source, *filename, *name;
+	char *irtext = NULL, err[256], key[200], vkey[240], digest[65], ts[32];
+	MDB_txn *txn = NULL;
+	int64_t version;
+	int rc, status;
+
+	if (http_body_object(r, &body))
+		return http_done(r);
+	source = js_str(body, "source", NULL);
+	filename = js_str(body, "filename", "pipeline.kfp");
+	if (!util_name_ok(filename) || strlen(filename) < 5 ||
+	    strcmp(filename + strlen(filename) - 4, ".kfp")) {
+		rc = http_reply_error(r, 400, "\"filename\": want a plain NAME.kfp");
+		goto out;
+	}
+	if (source) {
+		rc = compile_source(r->k, source, filename, js_str(body, "pipeline", NULL), &irtext,
+				    &diags, err, sizeof err);
+		if (rc < 0) {
+			rc = http_reply_error(r, 500, "%s", err);
+			goto out;
+		}
+		if (rc == 1) {
+			o = json_object_new_object();
+			json_object *e = json_object_new_object();
+			json_object_object_add(e, "code", json_object_new_int(422));
+			json_object_object_add(e, "message",
+					       json_object_new_string("the pipeline has errors"));
+			json_object_object_add(o, "error", e);
+			json_object_object_add(o, "diagnostics", diags);
+			diags = NULL;
+			rc = http_reply_json(r, 422, o);
+			goto out;
+		}
+		irj = json_tokener_parse(irtext);
+	} else if (json_object_object_get_ex(body, "ir", &irj) &&
+		   json_object_is_type(irj, json_type_object)) {
+		json_object_get(irj);
+		irtext = strdup(json_object_to_json_string_ext(irj, JSON_C_TO_STRING_PLAIN));
+	} else {
+		rc = http_reply_error(r, 400, "want \"source\" (a .kfp text) or \"ir\" (an IR object)");
+		goto out;
+	}
+	if (!irj || !irtext || js_int(irj, "kfpc_ir", 0) != 1) {
+		rc = http_reply_error(r, 400, "\"ir\": not a kfpc IR of version 1");
+		goto out;
+	}
+	name = js_str(body, "name", js_str(irj, "name", NULL));
+	if (!util_name_ok(name)) {
+		rc = http_reply_error(r, 400, "\"name\": want 1-63 of [A-Za-z0-9_.-]");
+		goto out;
+	}
+	util_sha256_hex(irtext, strlen(irtext), digest);
+	snprintf(key, sizeof key, "%s/%s", r->ns, name);
+	if ((rc = db_begin(r->k->db, 1, &txn)))
+		goto dberr;
+	version = 1;
+	status = 201;
+	if (db_get(r->k->db, txn, DB_PIPELINES, key, &pl) == 0) {
+		version = js_int(pl, "latest", 0);
+		snprintf(vkey, sizeof vkey, "%s/%08lld", key, (long long)version);
+		if (db_get(r->k->db, txn, DB_VERSIONS, vkey, &latest) == 0 &&
+		    !strcmp(js_str(latest, "digest", ""), digest) &&
+		    !strcmp(js_str(latest, "source", ""), source ? source : "")) {
+			db_abort(txn);
+			txn = NULL;
+			o = version_view(latest, 0);
+			json_object_object_add(o, "name", json_object_new_string(name));
+			json_object_object_add(o, "unchanged", json_object_new_boolean(1));
+			rc = http_reply_json(r, 200, o);
+			goto out;
+		}
+		version++;
+	} else {
+		pl = json_object_new_object();
+		json_object_object_add(pl, "name", json_object_new_string(name));
+		json_object_object_add(pl, "created",
+				       json_object_new_string(util_iso8601(util_now(r->k), ts)));
+	}
+	util_iso8601(util_now(r->k), ts);
+	json_object_object_add(pl, "latest", json_object_new_int64(version));
+	json_object_object_add(pl, "updated", json_object_new_string(ts));
+	ver = json_object_new_object();
+	json_object_object_add(ver, "version", json_object_new_int64(version));
+	json_object_object_add(ver, "filename", json_object_new_string(filename));
+	json_object_object_add(ver, "source", source ? json_object_new_string(source) : NULL);
+	json_object_object_add(ver, "digest", json_object_new_string(digest));
+	json_object_object_add(ver, "created", json_object_new_string(ts));
+	json_object_object_add(ver, "ir", json_object_get(irj));
+	snprintf(vkey, sizeof vkey, "%s/%08lld", key, (long long)version);
+	rc = db_put(r->k->db, txn, DB_VERSIONS, vkey, ver);
+	if (!rc)
+		rc = db_put(r->k->db, txn, DB_PIPELINES, key, pl);
+	if (rc) {
+		json_object_put(ver);
+		goto dberr;
+	}
+	rc = db_commit(txn);
+	txn = NULL;
+	if (rc) {
+		json_object_put(ver);
+		goto dberr;
+	}
+	log_kv("info", "pipeline version created", "ns", r->ns, "pipeline", name, "digest", digest,
+	       NULL);
+	o = version_view(ver, 0);
+	json_object_put(ver);
+	json_object_object_add(o, "name", json_object_new_string(name));
+	rc = http_reply_json(r, status, o);
+	goto out;
+dberr:
+	rc = http_reply_error(r, 500, "database error");
+out:
+	db_abort(txn);
+	json_object_put(body);
+	json_object_put(irj);
+	json_object_put(diags);
+	json_object_put(pl);
+	json_object_put(latest);
+	free(irtext);
+	return rc;
+}
+
+struct collect {
+	json_object *arr;
+	int with_source;
+};
+
+/* json_tokener_parse_ex needs a tokener we free: a small wrapper */
+static json_object *parse_len(const char *s, size_t len)
+{
+	json_tokener *t = json_tokener_new();
+	json_object *o;
+
+	if (!t)
+		return NULL;
+	o = json_tokener_parse_ex(t, s, (int)len);
+	json_tokener_free(t);
+	return o;
+}
+
+static int collect_plain(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	json_object *o = parse_len(val, vlen);
+	(void)key, (void)klen;
+	if (o)
+		json_object_array_add(ctx, o);
+	return 0;
+}
+
+static int collect_versions(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct collect *c = ctx;
+	json_object *o = parse_len(val, vlen);
+	(void)key, (void)klen;
+	if (o) {
+		json_object_array_add(c->arr, version_view(o, c->with_source));
+		json_object_put(o);
+	}
+	return 0;
+}
+
+int api_pl_list(struct req *r)
+{
+	char prefix[80];
+	json_object *arr = json_object_new_array(), *o;
+
+	snprintf(prefix, sizeof prefix, "%s/", r->ns);
+	if (db_scan(r->k->db, NULL, DB_PIPELINES, prefix, NULL, 0, collect_plain, arr)) {
+		json_object_put(arr);
+		return http_reply_error(r, 500, "database error");
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "pipelines", arr);
+	return http_reply_json(r, 200, o);
+}
+
+int api_pl_get(struct req *r)
+{
+	char key[200], prefix[210];
+	json_object *pl;
+	struct collect c = {NULL, 0};
+
+	snprintf(key, sizeof key, "%s/%s", r->ns, r->arg[0]);
+	if (db_get(r->k->db, NULL, DB_PIPELINES, key, &pl))
+		return http_reply_error(r, 404, "no pipeline '%s'", r->arg[0]);
+	c.arr = json_object_new_array();
+	snprintf(prefix, sizeof prefix, "%s/", key);
+	db_scan(r->k->db, NULL, DB_VERSIONS, prefix, NULL, 0, collect_versions, &c);
+	json_object_object_add(pl, "versions", c.arr);
+	return http_reply_json(r, 200, pl);
+}
+
+int api_pl_load_version(struct kfpd *k, const char *ns, const char *name, const char *v,
+			json_object **out)
+{
+	char key[200], vkey[240], *end;
+	json_object *pl;
+	long long n;
+	int rc;
+
+	*out = NULL;
+	if (!util_name_ok(name))
+		return DB_NOTFOUND;
+	snprintf(key, sizeof key, "%s/%s", ns, name);
+	if ((rc = db_get(k->db, NULL, DB_PIPELINES, key, &pl)))
+		return rc;
+	if (!v || !strcmp(v, "latest")) {
+		n = js_int(pl, "latest", 0);
+	} else {
+		n = strtoll(v, &end, 10);
+		if (*end || n < 1) {
+			json_object_put(pl);
+			return DB_NOTFOUND;
+		}
+	}
+	json_object_put(pl);
+	snprintf(vkey, sizeof vkey, "%s/%08lld", key, n);
+	return db_get(k->db, NULL, DB_VERSIONS, vkey, out);
+}
+
+int api_pl_version(struct req *r)
+{
+	json_object *v, *o;
+
+	if (api_pl_load_version(r->k, r->ns, r->arg[0], r->arg[1], &v))
+		return http_reply_error(r, 404, "no version '%s' of pipeline '%s'", r->arg[1], r->arg[0]);
+	o = version_view(v, 1);
+	json_object_put(v);
+	json_object_object_add(o, "name", json_object_new_string(r->arg[0]));
+	return http_reply_json(r, 200, o);
+}
+
+int api_pl_ir(struct req *r)
+{
+	json_object *v, *ir;
+
+	if (api_pl_load_version(r->k, r->ns, r->arg[0], r->arg[1], &v))
+		return http_reply_error(r, 404, "no version '%s' of pipeline '%s'",
+					r->arg[1] ? r->arg[1] : "latest", r->arg[0]);
+	if (!json_object_object_get_ex(v, "ir", &ir)) {
+		json_object_put(v);
+		return http_reply_error(r, 500, "version has no IR");
+	}
+	json_object_get(ir);
+	json_object_put(v);
+	return http_reply_json(r, 200, ir);
+}
+
+static int collect_keys(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	(void)val, (void)vlen;
+	json_object_array_add(ctx, json_object_new_string_len(key, (int)klen));
+	return 0;
+}
+
+int api_pl_delete(struct req *r)
+{
+	char key[200], prefix[210];
+	json_object *pl, *keys = json_object_new_array();
+	MDB_txn *txn;
+	size_t i;
+	int rc;
+
+	snprintf(key, sizeof key, "%s/%s", r->ns, r->arg[0]);
+	if ((rc = db_begin(r->k->db, 1, &txn)))
+		goto dberr;
+	if (db_get(r->k->db, txn, DB_PIPELINES, key, &pl)) {
+		db_abort(txn);
+		json_object_put(keys);
+		return http_reply_error(r, 404, "no pipeline '%s'", r->arg[0]);
+	}
+	json_object_put(pl);
+	snprintf(prefix, sizeof prefix, "%s/", key);
+	db_scan(r->k->db, txn, DB_VERSIONS, prefix, NULL, 0, collect_keys, keys);
+	for (i = 0; i < json_object_array_length(keys); i++)
+		db_del(r->k->db, txn, DB_VERSIONS,
+		       json_object_get_string(json_object_array_get_idx(keys, i)));
+	db_del(r->k->db, txn, DB_PIPELINES, key);
+	if ((rc = db_commit(txn)))
+		goto dberr;
+	json_object_put(keys);
+	log_kv("info", "pipeline deleted", "ns", r->ns, "pipeline", r->arg[0], NULL);
+	return http_reply_json(r, 200, json_object_new_object());
+dberr:
+	json_object_put(keys);
+	return http_reply_error(r, 500, "database error");
+}

@@ -1,0 +1,592 @@
+/* api_runs.c - runs, step logs, artifacts and lineage of a namespace.
+ *
+ * A run of another namespace is answered exactly like a run that does not exist (404). An
+ * artifact is visible to a namespace when one of the namespace's runs produced or consumed it;
+ * lineage answers list only the namespace's own runs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "art.h"
+#include "db.h"
+#include "store.h"
+
+/* Loads run r->arg[0] of the caller's namespace, or replies 404 and returns NULL. */
+static json_object *load_own(struct req *r, const char *id)
+{
+	json_object *run;
+
+	if (strlen(id) > STORE_ID_MAX || db_get(r->k->db, NULL, DB_RUNS, id, &run))
+		goto nf;
+	if (strcmp(js_str(run, "namespace", ""), r->ns)) {
+		json_object_put(run);
+		goto nf;
+	}
+	return run;
+nf:
+	http_reply_error(r, 404, "no run '%s'", id);
+	return NULL;
+}
+
+/* The public view of a run record: internal members removed (in place). */
+static json_object *run_view(json_object *run)
+{
+	json_object *c;
+
+	if (json_object_object_get_ex(run, "cancel", &c)) {
+		json_object_object_add(run, "cancel_requested",
+				       json_object_new_boolean(json_object_get_boolean(c)));
+		json_object_object_del(run, "cancel");
+	}
+	json_object_object_del(run, "pid");
+	json_object_object_del(run, "spawns");
+	return run;
+}
+
+int api_run_create(struct req *r)
+{
+	json_object *body, *pv, *params = NULL, *run;
+	const char *pl;
+	char ver[32], err[512];
+	int rc;
+
+	if (http_body_object(r, &body))
+		return http_done(r);
+	pl = js_str(body, "pipeline", NULL);
+	if (!pl) {
+		json_object_put(body);
+		return http_reply_error(r, 400, "\"pipeline\": required");
+	}
+	if (json_object_object_get_ex(body, "params", &params) && params &&
+	    !json_object_is_type(params, json_type_object)) {
+		json_object_put(body);
+		return http_reply_error(r, 400, "\"params\": want an object");
+	}
+	snprintf(ver, sizeof ver, "%lld", (long long)js_int(body, "version", 0));
+	if (api_pl_load_version(r->k, r->ns, pl, js_int(body, "version", 0) ? ver : NULL, &pv)) {
+		rc = http_reply_error(r, 404, "no pipeline '%s'%s%s", pl,
+				      js_int(body, "version", 0) ? " version " : "",
+				      js_int(body, "version", 0) ? ver : "");
+		json_object_put(body);
+		return rc;
+	}
+	rc = runs_create(r->k, r->ns, pl, pv, params, NULL, 0, &run, err, sizeof err);
+	json_object_put(pv);
+	json_object_put(body);
+	if (rc == -EINVAL)
+		return http_reply_error(r, 400, "%s", err);
+	if (rc)
+		return http_reply_error(r, 500, "%s", err);
+	return http_reply_json(r, 201, run_view(run));
+}
+
+struct list_ctx {
+	struct req *r;
+	MDB_txn *txn;
+	json_object *arr;
+	const char *pipeline, *state, *schedule;
+	int limit;
+	int more;
+	char last[256];
+};
+
+static int list_one(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct list_ctx *c = ctx;
+	char id[256];
+	json_object *run;
+	size_t nsl = strlen(c->r->ns) + 1;
+
+	(void)val, (void)vlen;
+	if (klen <= nsl || klen - nsl >= sizeof id)
+		return 0;
+	memcpy(id, key + nsl, klen - nsl);
+	id[klen - nsl] = 0;
+	if (db_get(c->r->k->db, c->txn, DB_RUNS, id, &run))
+		return 0;
+	if ((c->pipeline && strcmp(js_str(run, "pipeline", ""), c->pipeline)) ||
+	    (c->state && strcmp(js_str(run, "state", ""), c->state)) ||
+	    (c->schedule && strcmp(js_str(run, "schedule", ""), c->schedule))) {
+		json_object_put(run);
+		return 0;
+	}
+	if ((int)json_object_array_length(c->arr) == c->limit) {
+		c->more = 1;
+		json_object_put(run);
+		return 1;
+	}
+	snprintf(c->last, sizeof c->last, "%s", id);
+	json_object_object_del(run, "params");
+	json_object_array_add(c->arr, run_view(run));
+	return 0;
+}
+
+int api_run_list(struct req *r)
+{
+	struct list_ctx c = {r, NULL, NULL, http_query(r, "pipeline"), http_query(r, "state"),
+			     http_query(r, "schedule"), 50, 0, ""};
+	const char *lim = http_query(r, "limit"), *cur = http_query(r, "cursor");
+	char prefix[80], after[400];
+	json_object *o;
+	int rc;
+
+	if (lim) {
+		char *end;
+		long l = strtol(lim, &end, 10);
+		if (*end || l < 1 || l > 1000)
+			return http_reply_error(r, 400, "\"limit\": want 1 to 1000");
+		c.limit = (int)l;
+	}
+	if (cur && (strlen(cur) > 200 || strchr(cur, '/')))
+		return http_reply_error(r, 400, "\"cursor\": malformed");
+	snprintf(prefix, sizeof prefix, "%s/", r->ns);
+	snprintf(after, sizeof after, "%s/%s", r->ns, cur ? cur : "");
+	if (db_begin(r->k->db, 0, &c.txn))
+		return http_reply_error(r, 500, "database error");
+	c.arr = json_object_new_array();
+	rc = db_scan(r->k->db, c.txn, DB_NSRUNS, prefix, cur ? after : NULL, 1, list_one, &c);
+	db_abort(c.txn);
+	if (rc) {
+		json_object_put(c.arr);
+		return http_reply_error(r, 500, "database error");
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "runs", c.arr);
+	json_object_object_add(o, "next_cursor", c.more ? json_object_new_string(c.last) : NULL);
+	return http_reply_json(r, 200, o);
+}
+
+int api_run_get(struct req *r)
+{
+	json_object *run = load_own(r, r->arg[0]), *p;
+	const char *steps = http_query(r, "steps");
+
+	if (!run)
+		return http_done(r);
+	if (!runs_terminal(js_str(run, "state", "")) && (p = runs_progress(r->arg[0])))
+		json_object_object_add(run, "progress", p);
+	if (steps && strcmp(steps, "0") && strcmp(steps, "false")) {
+		json_object *s = runs_engine_steps(r->k, run);
+		json_object_object_add(run, "steps", s ? s : json_object_new_array());
+	}
+	return http_reply_json(r, 200, run_view(run));
+}
+
+int api_run_cancel(struct req *r)
+{
+	json_object *run = load_own(r, r->arg[0]);
+	int rc;
+
+	if (!run)
+		return http_done(r);
+	json_object_put(run);
+	rc = runs_cancel(r->k, r->arg[0], &run);
+	if (rc == 409) {
+		rc = http_reply_error(r, 409, "run '%s' already %s", r->arg[0], js_str(run, "state", ""));
+		json_object_put(run);
+		return rc;
+	}
+	if (rc)
+		return http_reply_error(r, 404, "no run '%s'", r->arg[0]);
+	log_kv("info", "run cancel requested", "ns", r->ns, "run", r->arg[0], NULL);
+	return http_reply_json(r, 202, run_view(run));
+}
+
+int api_run_retry(struct req *r)
+{
+	json_object *run = load_own(r, r->arg[0]);
+	int rc;
+
+	if (!run)
+		return http_done(r);
+	json_object_put(run);
+	rc = runs_retry(r->k, r->arg[0], &run);
+	if (rc == 409) {
+		rc = http_reply_error(r, 409, "run '%s' is %s: only failed or cancelled runs are retried",
+				      r->arg[0], js_str(run, "state", ""));
+		json_object_put(run);
+		return rc;
+	}
+	if (rc) {
+		json_object_put(run);
+		return http_reply_error(r, rc == 404 ? 404 : 500, "cannot retry run '%s'", r->arg[0]);
+	}
+	log_kv("info", "run retry requested", "ns", r->ns, "run", r->arg[0], NULL);
+	return http_reply_json(r, 202, run_view(run));
+}
+
+int api_run_delete(struct req *r)
+{
+	json_object *run = load_own(r, r->arg[0]);
+	int rc;
+
+	if (!run)
+		return http_done(r);
+	json_object_put(run);
+	rc = runs_delete(r->k, r->ns, r->arg[0]);
+	if (rc == 409)
+		return http_reply_error(r, 409, "run '%s' is not finished: cancel it first", r->arg[0]);
+	if (rc == 404)
+		return http_reply_error(r, 404, "no run '%s'", r->arg[0]);
+	if (rc)
+		return http_reply_error(r, 500, "database error");
+	log_kv("info", "run deleted", "ns", r->ns, "run", r->arg[0], NULL);
+	return http_reply_json(r, 200, json_object_new_object());
+}
+
+/* ---- logs -------------------------------------------------------------------------------------- */
+
+/* Finds the log file of STEP's attempt ATTEMPT (0: the last) of RUN. Returns a malloc'd path,
+ * NULL when none yet; *DONE is set when the step instance is terminal; *FOUND when it exists. */
+static char *log_path(const char *run, const char *step, int attempt, int err, int *done,
+		      int *found)
+{
+	struct store *st = runs_estore_lock();
+	struct store_step *s = NULL;
+	char *p = NULL;
+
+	*done = 0;
+	*found = 0;
+	if (!st)
+		return NULL;
+	if (store_step_get(st, run, step, &s) == 0) {
+		*found = 1;
+		*done = s->state != STORE_STEP_PENDING && s->state != STORE_STEP_RUNNING;
+		if (s->nattempts) {
+			size_t i = attempt > 0 && (size_t)attempt <= s->nattempts ? (size_t)attempt - 1
+										  : s->nattempts - 1;
+			const char *f = err ? s->attempts[i].stderr_path : s->attempts[i].stdout_path;
+			if (f)
+				p = strdup(f);
+			if (attempt > 0 && (size_t)attempt < s->nattempts)
+				*done = 1;
+		}
+	}
+	runs_estore_unlock();
+	store_step_free(s);
+	return p;
+}
+
+/* A followed log: read what is there, suspend until the loop resumes us, end when the step is. */
+struct follow {
+	struct kfpd *k;
+	struct MHD_Connection *conn;
+	char run[STORE_ID_MAX + 1], step[STORE_ID_MAX + 1];
+	int err, attempt;
+	char *path;
+	int fd;
+	int ending;        /* the step ended: drain the file, then end */
+};
+
+static void follow_free(void *cls)
+{
+	struct follow *f = cls;
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->path);
+	free(f);
+}
+
+static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct follow *f = cls;
+	ssize_t n;
+	int done, found;
+
+	if (f->fd < 0) {
+		char *p = log_path(f->run, f->step, f->attempt, f->err, &done, &found);
+		if (p) {
+			free(f->path);
+			f->path = p;
+			f->fd = open(p, O_RDONLY | O_CLOEXEC);
+		}
+		if (f->fd < 0) {
+			if (done || (!found && !runs_active(f->k, f->run)))
+				return MHD_CONTENT_READER_END_OF_STREAM;
+			goto wait;
+		}
+	}
+	n = pread(f->fd, buf, max, (off_t)pos);
+	if (n > 0)
+		return n;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (f->ending)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	free(log_path(f->run, f->step, f->attempt, f->err, &done, &found));
+	if (done || !runs_active(f->k, f->run)) {
+		f->ending = 1; /* one more read: bytes written just before the end */
+		n = pread(f->fd, buf, max, (off_t)pos);
+		return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
+	}
+wait: {
+	struct req tmp;
+	memset(&tmp, 0, sizeof tmp);
+	tmp.conn = f->conn;
+	http_suspend(&tmp);
+	return 0;
+}
+}
+
+int api_run_logs(struct req *r)
+{
+	json_object *run = load_own(r, r->arg[0]);
+	const char *fq = http_query(r, "follow"), *sq = http_query(r, "stream"),
+		   *aq = http_query(r, "attempt");
+	int follow = fq && strcmp(fq, "0") && strcmp(fq, "false");
+	int err = sq && !strcmp(sq, "stderr"), attempt = aq ? atoi(aq) : 0, done, found;
+	char *path, *text;
+	size_t len;
+	int rc;
+
+	if (!run)
+		return http_done(r);
+	json_object_put(run);
+	if (sq && strcmp(sq, "stdout") && strcmp(sq, "stderr"))
+		return http_reply_error(r, 400, "\"stream\": want stdout or stderr");
+	if (strlen(r->arg[1]) > STORE_ID_MAX)
+		return http_reply_error(r, 404, "no step '%s' in run '%s'", r->arg[1], r->arg[0]);
+	if (follow) {
+		struct follow *f = calloc(1, sizeof *f);
+		struct MHD_Response *resp;
+		if (!f)
+			return http_reply_error(r, 500, "out of memory");
+		f->k = r->k;
+		f->conn = r->conn;
+		snprintf(f->run, sizeof f->run, "%s", r->arg[0]);
+		snprintf(f->step, sizeof f->step, "%s", r->arg[1]);
+		f->err = err;
+		f->attempt = attempt;
+		f->fd = -1;
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, follow_read, f,
+							 follow_free);
+		if (!resp) {
+			follow_free(f);
+			return http_reply_error(r, 500, "out of memory");
+		}
+		MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		return http_reply_response(r, 200, resp);
+	}
+	path = log_path(r->arg[0], r->arg[1], attempt, err, &done, &found);
+	if (!found) {
+		free(path);
+		return http_reply_error(r, 404, "no step '%s' in run '%s' (yet)", r->arg[1], r->arg[0]);
+	}
+	if (!path)
+		return http_reply_bytes(r, 200, "text/plain; charset=utf-8", "", 0);
+	text = util_read_file(path, &len);
+	free(path);
+	if (!text)
+		return http_reply_bytes(r, 200, "text/plain; charset=utf-8", "", 0);
+	rc = http_reply_bytes(r, 200, "text/plain; charset=utf-8", text, len);
+	free(text);
+	return rc;
+}
+
+/* ---- artifacts --------------------------------------------------------------------------------- */
+
+static pthread_mutex_t art_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Returns 1 if run RUN belongs to namespace NS. */
+static int run_in_ns(struct kfpd *k, const char *run, const char *ns)
+{
+	json_object *o;
+	int ok;
+
+	if (db_get(k->db, NULL, DB_RUNS, run, &o))
+		return 0;
+	ok = !strcmp(js_str(o, "namespace", ""), ns);
+	json_object_put(o);
+	return ok;
+}
+
+static json_object *edges_view(struct kfpd *k, const char *ns, struct store_edge *e, size_t n,
+			       int *any)
+{
+	json_object *arr = json_object_new_array();
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!run_in_ns(k, e[i].run, ns))
+			continue;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "run", json_object_new_string(e[i].run));
+		json_object_object_add(o, "step", json_object_new_string(e[i].step));
+		json_object_object_add(o, "name", json_object_new_string(e[i].name));
+		json_object_array_add(arr, o);
+		*any = 1;
+	}
+	return arr;
+}
+
+/* Resolves artifact PREFIX visible to the caller: the artifact record view with "produced_by" and
+ * "consumed_by", or NULL after replying 404. */
+static json_object *load_art(struct req *r, const char *prefix, char **digest_out)
+{
+	struct store *st;
+	struct store_art *a = NULL;
+	struct store_edge *pe = NULL, *ce = NULL;
+	size_t np = 0, nc = 0;
+	char *digest = NULL;
+	json_object *o = NULL;
+	int any = 0;
+
+	if (!(st = runs_estore_lock()))
+		goto nf;
+	if (store_art_resolve(st, prefix, &digest) || store_art_get(st, digest, &a) ||
+	    store_lineage_producers(st, digest, &pe, &np) ||
+	    store_lineage_consumers(st, digest, &ce, &nc)) {
+		runs_estore_unlock();
+		goto nf;
+	}
+	runs_estore_unlock();
+	o = json_object_new_object();
+	json_object_object_add(o, "digest", json_object_new_string(a->digest));
+	json_object_object_add(o, "kind", json_object_new_string(a->kind ? a->kind : "file"));
+	json_object_object_add(o, "type", a->type ? json_object_new_string(a->type) : NULL);
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)a->size));
+	json_object_object_add(o, "created", json_object_new_double(a->created));
+	json_object_object_add(o, "produced_by", edges_view(r->k, r->ns, pe, np, &any));
+	json_object_object_add(o, "consumed_by", edges_view(r->k, r->ns, ce, nc, &any));
+	if (!any) {
+		json_object_put(o);
+		o = NULL;
+		goto nf;
+	}
+	store_art_free(a);
+	store_edges_free(pe, np);
+	store_edges_free(ce, nc);
+	if (digest_out)
+		*digest_out = digest;
+	else
+		free(digest);
+	return o;
+nf:
+	store_art_free(a);
+	store_edges_free(pe, np);
+	store_edges_free(ce, nc);
+	free(digest);
+	http_reply_error(r, 404, "no artifact '%s'", prefix);
+	return NULL;
+}
+
+int api_art_get(struct req *r)
+{
+	json_object *o = load_art(r, r->arg[0], NULL);
+	return o ? http_reply_json(r, 200, o) : http_done(r);
+}
+
+int api_art_content(struct req *r)
+{
+	static struct art *cas;
+	char *digest = NULL, *path = NULL, state[4200], err[256];
+	json_object *o = load_art(r, r->arg[0], &digest);
+	struct MHD_Response *resp;
+	struct stat sb;
+	int fd;
+
+	if (!o)
+		return http_done(r);
+	if (strcmp(js_str(o, "kind", "file"), "file")) {
+		json_object_put(o);
+		free(digest);
+		return http_reply_error(r, 501, "artifact '%s' is a directory: download a file "
+						"artifact, or use kfpc artifact get on the daemon host",
+					r->arg[0]);
+	}
+	json_object_put(o);
+	pthread_mutex_lock(&art_lock);
+	snprintf(state, sizeof state, "%s/state", r->k->data_dir);
+	if (cas || art_open(state, &cas, err, sizeof err) == 0)
+		path = art_object_path(cas, digest, ART_FILE);
+	pthread_mutex_unlock(&art_lock);
+	free(digest);
+	if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		free(path);
+		return http_reply_error(r, 410, "artifact content is no longer stored");
+	}
+	free(path);
+	if (fstat(fd, &sb)) {
+		close(fd);
+		return http_reply_error(r, 500, "cannot read the artifact");
+	}
+	if (!(resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd))) {
+		close(fd);
+		return http_reply_error(r, 500, "out of memory");
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	return http_reply_response(r, 200, resp);
+}
+
+int api_art_lineage(struct req *r)
+{
+	json_object *o = load_art(r, r->arg[0], NULL), *prod, *inputs = json_object_new_array();
+	struct store *st;
+	size_t i, j;
+
+	if (!o) {
+		json_object_put(inputs);
+		return http_done(r);
+	}
+	/* one level up: the inputs of each producing step instance */
+	json_object_object_get_ex(o, "produced_by", &prod);
+	for (i = 0; i < json_object_array_length(prod); i++) {
+		json_object *e = json_object_array_get_idx(prod, i);
+		struct store_step *s = NULL;
+		if (!(st = runs_estore_lock()))
+			break;
+		if (store_step_get(st, js_str(e, "run", ""), js_str(e, "step", ""), &s) == 0) {
+			for (j = 0; j < s->nin_arts; j++) {
+				json_object *x = json_object_new_object();
+				json_object_object_add(x, "run", json_object_new_string(s->run));
+				json_object_object_add(x, "step", json_object_new_string(s->id));
+				json_object_object_add(x, "input", json_object_new_string(s->in_arts[j].name));
+				json_object_object_add(x, "digest",
+						       json_object_new_string(s->in_arts[j].digest));
+				json_object_array_add(inputs, x);
+			}
+			if (s->inputs)
+				json_object_object_add(e, "params", json_object_get(s->inputs));
+		}
+		runs_estore_unlock();
+		store_step_free(s);
+	}
+	json_object_object_add(o, "inputs", inputs);
+	return http_reply_json(r, 200, o);
+}
+
+int api_run_artifacts(struct req *r)
+{
+	json_object *run = load_own(r, r->arg[0]), *steps, *arr, *o;
+	size_t i, j;
+
+	if (!run)
+		return http_done(r);
+	steps = runs_engine_steps(r->k, run);
+	json_object_put(run);
+	arr = json_object_new_array();
+	for (i = 0; steps && i < json_object_array_length(steps); i++) {
+		json_object *s = json_object_array_get_idx(steps, i), *arts;
+		if (!json_object_object_get_ex(s, "artifacts", &arts))
+			continue;
+		for (j = 0; j < json_object_array_length(arts); j++) {
+			json_object *a = json_object_array_get_idx(arts, j), *x = json_object_new_object();
+			json_object_object_add(x, "step", json_object_new_string(js_str(s, "id", "")));
+			json_object_object_add(x, "output", json_object_new_string(js_str(a, "name", "")));
+			json_object_object_add(x, "digest", json_object_new_string(js_str(a, "digest", "")));
+			json_object_array_add(arr, x);
+		}
+	}
+	json_object_put(steps);
+	o = json_object_new_object();
+	json_object_object_add(o, "artifacts", arr);
+	return http_reply_json(r, 200, o);
+}

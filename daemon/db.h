@@ -1,0 +1,66 @@
+/* db.h - the daemon's own LMDB environment (DATA/daemon.mdb).
+ *
+ * Key schema (keys are bytes without a NUL; values are JSON text, one object each):
+ *   ns         NS                     {"name","created"}
+ *   tokens     SHA256HEX(token)       {"id","ns","role":"member|viewer","name","created"}
+ *   pipelines  NS "/" NAME            {"name","latest":N,"created","updated"}
+ *   versions   NS "/" NAME "/" %08u   {"version","filename","source","ir":{...},"created"}
+ *   runs       RUNID                  the run record (api_runs.c documents its members)
+ *   nsruns     NS "/" RUNID           "" (index: a namespace's runs in id = time order)
+ *   schedules  SCHEDID                the schedule record (api_schedules.c)
+ * Names and ids never contain "/" (util_name_ok), so a prefix scan of "NS/" is exact.
+ * Run ids are 12 hex digits of milliseconds then 6 random hex digits: they sort by creation.
+ *
+ * Every write is its own short transaction committed with fsync (LMDB's default), so a value
+ * whose write returned 0 survives kill -9. Read transactions are short and never held across
+ * anything slow. MDB_NOTLS: a transaction may be used by one thread at a time, any thread. */
+#ifndef KFPD_DB_H
+#define KFPD_DB_H
+#include <lmdb.h>
+#include <json-c/json.h>
+
+enum db_table { DB_NS, DB_TOKENS, DB_PIPELINES, DB_VERSIONS, DB_RUNS, DB_NSRUNS, DB_SCHEDULES,
+		DB_NTABLES };
+
+#define DB_NOTFOUND 1
+
+struct db;
+
+/* Opens (creating) the environment in directory DIR. Returns NULL with a message in ERR (N bytes)
+ * on failure. Free with db_close(). */
+struct db *db_open(const char *dir, char *err, size_t n);
+
+/* Closes DB; no transaction may be open. NULL is ignored. */
+void db_close(struct db *db);
+
+/* Begins a transaction in *TXN (read-only unless WRITE). Returns 0 or a negative LMDB error. The
+ * caller ends it with db_commit() or db_abort(). */
+int db_begin(struct db *db, int write, MDB_txn **txn);
+
+/* Commits TXN (and frees it). Returns 0 or a negative error; on error the data is not stored. */
+int db_commit(MDB_txn *txn);
+
+/* Aborts TXN (and frees it). NULL is ignored. */
+void db_abort(MDB_txn *txn);
+
+/* Reads KEY from table T into *OUT (a new json object the caller puts). TXN NULL: a read
+ * transaction of its own. Returns 0, DB_NOTFOUND, or negative on error / unparseable value. */
+int db_get(struct db *db, MDB_txn *txn, enum db_table t, const char *key, json_object **out);
+
+/* Stores VAL (not consumed) under KEY in table T. TXN NULL: a write transaction of its own.
+ * Returns 0 or negative. */
+int db_put(struct db *db, MDB_txn *txn, enum db_table t, const char *key, json_object *val);
+
+/* Deletes KEY from table T. TXN NULL: its own transaction. Returns 0, DB_NOTFOUND or negative. */
+int db_del(struct db *db, MDB_txn *txn, enum db_table t, const char *key);
+
+/* Calls FN for each entry of T whose key starts with PREFIX ("" = all), in key order (descending
+ * when REVERSE), starting strictly after key AFTER when AFTER is not NULL. KEY/VAL point into the
+ * map and live until FN returns. FN returns 0 to go on, nonzero to stop. TXN NULL: its own read
+ * transaction. Returns 0 or negative. */
+int db_scan(struct db *db, MDB_txn *txn, enum db_table t, const char *prefix, const char *after,
+	    int reverse,
+	    int (*fn)(void *ctx, const char *key, size_t klen, const char *val, size_t vlen),
+	    void *ctx);
+
+#endif

@@ -1,0 +1,91 @@
+/* http.h - kfpd's HTTP side: libmicrohttpd glue, the route table, auth, JSON replies.
+ *
+ * Every request is read whole (at most KFPD_MAX_BODY bytes, else 413) before its handler runs.
+ * The handler gets a struct req with the path arguments of its route, the caller's namespace
+ * and role, and replies exactly once through http_reply_*(), returning what that returned. */
+#ifndef KFPD_HTTP_H
+#define KFPD_HTTP_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "kfpd.h"
+
+struct MHD_Connection;
+struct MHD_Response;
+
+/* Who may call a route. */
+enum auth {
+	AUTH_NONE,  /* anyone (health, metrics) */
+	AUTH_READ,  /* a team token of any role */
+	AUTH_WRITE, /* a team token with role "member" (a "viewer" gets 403) */
+	AUTH_ADMIN, /* the admin token, or an admin token created through the API */
+	AUTH_ANY,   /* any valid token (whoami) */
+};
+
+/* One request being read or answered. Owned by http.c; handlers only read it. */
+struct req {
+	struct kfpd *k;
+	struct MHD_Connection *conn;
+	const char *method;   /* "GET" ... (MHD's storage) */
+	const char *url;      /* decoded path without the query (MHD's storage) */
+	char *body;           /* NUL-terminated request body (http.c frees) */
+	size_t len, cap;
+	int too_big;          /* body exceeded KFPD_MAX_BODY */
+	const char *arg[4];   /* path arguments captured by ":x" route segments */
+	char argbuf[512];
+	char ns[64];          /* the caller's namespace ("" for admin) */
+	char role[16];        /* "admin" | "member" | "viewer" */
+	unsigned status;      /* status replied (0 until then) */
+	int64_t t0;           /* ms at arrival */
+	void *stream;         /* a streaming response's state (api_runs.c), freed by its free fn */
+	void (*stream_free)(void *);
+};
+
+/* Handlers: return the result of the http_reply_* call they made. */
+typedef int (*http_handler)(struct req *r);
+
+/* Starts the HTTP server on k->listen. Returns 0, or -1 with a message logged. */
+int http_start(struct kfpd *k);
+
+/* Stops the server (after resuming every suspended connection). */
+void http_stop(struct kfpd *k);
+
+/* Replies STATUS with the JSON object O (consumed) as body. Returns an MHD result. */
+int http_reply_json(struct req *r, unsigned status, json_object *o);
+
+/* Replies STATUS with {"error": {"code": STATUS, "message": MSG}}. Returns an MHD result. */
+int http_reply_error(struct req *r, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Replies STATUS with LEN bytes of BUF as CTYPE; BUF is copied. Returns an MHD result. */
+int http_reply_bytes(struct req *r, unsigned status, const char *ctype, const char *buf, size_t len);
+
+/* Replies STATUS with RESP (consumed; created by the caller, e.g. streaming). */
+int http_reply_response(struct req *r, unsigned status, struct MHD_Response *resp);
+
+/* Parses the body as a JSON object into *OUT (caller puts). Returns 0, or replies 400 itself
+ * and returns -1 (the handler then returns r->status ? MHD_YES : MHD_NO via http_done()). */
+int http_body_object(struct req *r, json_object **out);
+
+/* The result to return from a handler after a helper already replied. */
+int http_done(struct req *r);
+
+/* Returns the query argument KEY, or NULL. Lives as long as the request. */
+const char *http_query(struct req *r, const char *key);
+
+/* Suspends R's connection until the loop's next http_resume_all() (log following). */
+void http_suspend(struct req *r);
+
+/* Resumes every suspended connection. Called by the loop every ~100 ms and before stopping. */
+void http_resume_all(void);
+
+/* Forgets every cached token resolution: call after deleting a token or a namespace. */
+void http_tokens_changed(void);
+
+/* json helpers: member K of O as a string / int, or DEF when missing or of another type. */
+const char *js_str(json_object *o, const char *k, const char *def);
+int64_t js_int(json_object *o, const char *k, int64_t def);
+
+#endif

@@ -1,0 +1,1121 @@
+/* runs.c - run records and their worker processes.
+ *
+ * A run's life, and who writes what:
+ *   POST /runs (HTTP thread)  writes DATA/runs/ID/ir.json (fsync), then the daemon record
+ *                             {"state":"queued"} and the nsruns index in one synced commit, then
+ *                             answers 201: from here on the run survives kill -9.
+ *   loop: start               creates the engine's run record (store_run_create: IR + resolved
+ *                             params, same id) if absent, then posix_spawns the worker
+ *                             `kfpc run --resume ID --state DATA/state --executor X` in its own
+ *                             process group; daemon record -> "running" with "pid".
+ *   loop: worker exits        reads the engine's run status: terminal -> the daemon record takes
+ *                             it (with the step summary); still "running" (worker died) -> the
+ *                             run is queued again (resume), at most MAX_SPAWNS times.
+ *   cancel                    queued: the record becomes "cancelled" at once; running: the
+ *                             worker gets SIGINT (the engine cancels gracefully: SPEC §6.10,
+ *                             exit handlers run), a second SIGINT 30 s later (cancel at once);
+ *                             the record gets the engine's final status.
+ *   retry                     a failed/cancelled run goes back to "queued" and is resumed: the
+ *                             engine re-runs failed, cancelled and skipped steps and keeps
+ *                             finished ones.
+ *   restart (recovery)        every record not terminal is queued again; a worker that
+ *                             survived the daemon (kill -9) is adopted through a pidfd instead.
+ *
+ * Daemon run record (table runs, key ID):
+ *   {"id","namespace","pipeline","version","params":{..},"state":"queued|running|succeeded|
+ *    failed|cancelled","reason","created","started","finished" (ISO 8601 or null),
+ *    "schedule": SCHEDID|null,"fire_time": ISO|null,"spawns": N,"pid": N|null,
+ *    "cancel": bool,"progress": {STATE: count} (set when terminal)}
+ *
+ * Locking: runs_lock serialises every read-modify-write of a run record (HTTP threads and the
+ * loop); estore_lock guards the one engine store handle. Neither is held across a spawn or a
+ * wait. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "db.h"
+#include "store.h"
+#include "validate.h"
+
+extern char **environ;
+
+#define MAX_SPAWNS 5       /* worker launches per run before it is failed */
+#define CANCEL_GRACE 30    /* seconds between the two SIGINTs of a cancel */
+
+struct worker {
+	char id[STORE_ID_MAX + 1];
+	pid_t pid;
+	int pidfd;          /* adopted (not our child): readable when it exits; else -1 */
+	time_t cancel_at;   /* when SIGINT was sent (0: not cancelling) */
+	int cancel_hard;    /* the second SIGINT was sent */
+};
+
+static pthread_mutex_t runs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t estore_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct store *estore;
+
+/* shared with HTTP threads under runs_lock: ids to start, ids to cancel */
+static json_object *pending_start, *pending_cancel;
+
+/* loop thread only */
+static struct worker *workers;
+static size_t nworkers, capworkers;
+static json_object *queue; /* ids waiting for a worker slot, in order */
+
+int runs_terminal(const char *s)
+{
+	return !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
+}
+
+static const char *iso_now(struct kfpd *k, char buf[32])
+{
+	return util_iso8601(util_now(k), buf);
+}
+
+/* ---- the engine store ------------------------------------------------------------------------ */
+
+static int estore_open(struct kfpd *k)
+{
+	char dir[4200], err[256];
+
+	snprintf(dir, sizeof dir, "%s/state", k->data_dir);
+	if (store_open(dir, STORE_OPEN_CREATE, &estore, err, sizeof err)) {
+		log_kv("error", "cannot open the engine state", "detail", err, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static json_object *step_view(const struct store_step *s)
+{
+	json_object *o = json_object_new_object(), *atts = json_object_new_array();
+	size_t i;
+
+	json_object_object_add(o, "id", json_object_new_string(s->id));
+	json_object_object_add(o, "node", json_object_new_string(s->node ? s->node : s->id));
+	json_object_object_add(o, "state", json_object_new_string(store_step_state_name(s->state)));
+	json_object_object_add(o, "reason", s->reason ? json_object_new_string(s->reason) : NULL);
+	json_object_object_add(o, "started", json_object_new_double(s->started));
+	json_object_object_add(o, "finished", json_object_new_double(s->finished));
+	for (i = 0; i < s->nattempts; i++) {
+		const struct store_attempt *a = &s->attempts[i];
+		json_object *ao = json_object_new_object();
+		json_object_object_add(ao, "number", json_object_new_int(a->number));
+		json_object_object_add(ao, "started", json_object_new_double(a->started));
+		json_object_object_add(ao, "finished", json_object_new_double(a->finished));
+		json_object_object_add(ao, "exit_code", json_object_new_int(a->exit_code));
+		json_object_object_add(ao, "signal", json_object_new_int(a->signal));
+		json_object_object_add(ao, "fail", json_object_new_string(store_fail_kind_name(a->fail)));
+		json_object_object_add(ao, "reason", a->reason ? json_object_new_string(a->reason) : NULL);
+		json_object_array_add(atts, ao);
+	}
+	json_object_object_add(o, "attempts", atts);
+	json_object_object_add(o, "outputs", s->outputs ? json_object_get(s->outputs) : NULL);
+	json_object *arts = json_object_new_array();
+	for (i = 0; i < s->nout_arts; i++) {
+		json_object *a = json_object_new_object();
+		json_object_object_add(a, "name", json_object_new_string(s->out_arts[i].name));
+		json_object_object_add(a, "digest", json_object_new_string(s->out_arts[i].digest));
+		json_object_array_add(arts, a);
+	}
+	json_object_object_add(o, "artifacts", arts);
+	json_object_object_add(o, "cached_from",
+			       s->cached_from ? json_object_new_string(s->cached_from) : NULL);
+	return o;
+}
+
+json_object *runs_engine_steps(struct kfpd *k, json_object *run)
+{
+	struct store_step **steps = NULL;
+	size_t n = 0, i;
+	json_object *arr;
+
+	(void)k;
+	pthread_mutex_lock(&estore_lock);
+	if (!estore || store_step_list(estore, js_str(run, "id", ""), &steps, &n)) {
+		pthread_mutex_unlock(&estore_lock);
+		return NULL;
+	}
+	pthread_mutex_unlock(&estore_lock);
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++)
+		json_object_array_add(arr, step_view(steps[i]));
+	store_step_list_free(steps, n);
+	return arr;
+}
+
+/* Counts step states of run ID into a new object; observes durations when OBSERVE. */
+static json_object *engine_progress(const char *id, int observe)
+{
+	struct store_step **steps = NULL;
+	size_t n = 0, i;
+	long counts[7] = {0};
+	json_object *o;
+
+	pthread_mutex_lock(&estore_lock);
+	if (!estore || store_step_list(estore, id, &steps, &n)) {
+		pthread_mutex_unlock(&estore_lock);
+		return NULL;
+	}
+	pthread_mutex_unlock(&estore_lock);
+	for (i = 0; i < n; i++) {
+		if ((unsigned)steps[i]->state < 7)
+			counts[steps[i]->state]++;
+		if (observe && steps[i]->finished > 0 && steps[i]->started > 0 &&
+		    (steps[i]->state == STORE_STEP_SUCCEEDED || steps[i]->state == STORE_STEP_FAILED))
+			metrics_step_duration(steps[i]->finished - steps[i]->started);
+	}
+	store_step_list_free(steps, n);
+	o = json_object_new_object();
+	json_object_object_add(o, "total", json_object_new_int64((int64_t)n));
+	for (i = 0; i < 7; i++)
+		json_object_object_add(o, store_step_state_name((enum store_step_state)i),
+				       json_object_new_int64(counts[i]));
+	return o;
+}
+
+/* ---- live progress cache (runs the loop refreshes; read by GET /runs/ID) --------------------- */
+
+static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_object *prog_cache; /* id -> progress object */
+
+json_object *runs_progress(const char *id)
+{
+	json_object *p = NULL;
+
+	pthread_mutex_lock(&prog_lock);
+	if (prog_cache && json_object_object_get_ex(prog_cache, id, &p))
+		json_object_get(p);
+	else
+		p = NULL;
+	pthread_mutex_unlock(&prog_lock);
+	return p;
+}
+
+static void progress_set(const char *id, json_object *p)
+{
+	pthread_mutex_lock(&prog_lock);
+	if (!prog_cache)
+		prog_cache = json_object_new_object();
+	if (p)
+		json_object_object_add(prog_cache, id, p);
+	else
+		json_object_object_del(prog_cache, id);
+	pthread_mutex_unlock(&prog_lock);
+}
+
+/* ---- metrics: runs by state ------------------------------------------------------------------ */
+
+static int count_state(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	long *c = ctx;
+	static const char *const st[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+	char buf[64];
+	const char *p = memmem(val, vlen, "\"state\":\"", 9);
+	size_t i, l;
+
+	(void)key, (void)klen;
+	if (!p)
+		return 0;
+	p += 9;
+	for (l = 0; l < sizeof buf - 1 && p + l < val + vlen && p[l] != '"'; l++)
+		buf[l] = p[l];
+	buf[l] = 0;
+	for (i = 0; i < 5; i++)
+		if (!strcmp(buf, st[i]))
+			c[i]++;
+	return 0;
+}
+
+static void update_run_metrics(struct kfpd *k)
+{
+	long c[5] = {0};
+	static const char *const st[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+	int i;
+
+	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, count_state, c);
+	for (i = 0; i < 5; i++)
+		metrics_runs_set(st[i], c[i]);
+	metrics_queue_set((long)json_object_array_length(queue));
+}
+
+/* ---- parameters ------------------------------------------------------------------------------ */
+
+/* Converts V to TYPE (a string from a CLI "-p" may stand for any scalar or JSON value). Returns
+ * a new reference or NULL with a message in ERR. */
+static json_object *coerce(const char *name, const char *type, json_object *v, char *err, size_t n)
+{
+	enum json_type t = json_object_get_type(v);
+	const char *s = t == json_type_string ? json_object_get_string(v) : NULL;
+	char *end;
+
+	if (!strcmp(type, "string")) {
+		if (s)
+			return json_object_get(v);
+	} else if (!strcmp(type, "int")) {
+		if (t == json_type_int)
+			return json_object_get(v);
+		if (s && *s) {
+			errno = 0;
+			long long x = strtoll(s, &end, 10);
+			if (!*end && !errno)
+				return json_object_new_int64(x);
+		}
+	} else if (!strcmp(type, "float")) {
+		if (t == json_type_double || t == json_type_int)
+			return json_object_new_double(json_object_get_double(v));
+		if (s && *s) {
+			double x = strtod(s, &end);
+			if (!*end)
+				return json_object_new_double(x);
+		}
+	} else if (!strcmp(type, "bool")) {
+		if (t == json_type_boolean)
+			return json_object_get(v);
+		if (s && (!strcmp(s, "true") || !strcmp(s, "false")))
+			return json_object_new_boolean(!strcmp(s, "true"));
+	} else if (!strncmp(type, "list<", 5) || !strncmp(type, "map<", 4)) {
+		json_object *p = s ? json_tokener_parse(s) : json_object_get(v);
+		int want_list = type[0] == 'l';
+		if (p && json_object_is_type(p, want_list ? json_type_array : json_type_object))
+			return p;
+		json_object_put(p);
+	}
+	snprintf(err, n, "parameter '%s': want a value of type %s", name, type);
+	return NULL;
+}
+
+/* Validates PARAMS against the IR's parameter list and fills defaults. Returns the resolved
+ * object (new reference) or NULL with a message in ERR. */
+static json_object *resolve_params(json_object *ir, json_object *params, char *err, size_t n)
+{
+	json_object *decl, *out = json_object_new_object();
+	size_t i, j;
+
+	if (!json_object_object_get_ex(ir, "params", &decl) ||
+	    !json_object_is_type(decl, json_type_array))
+		decl = NULL;
+	if (params) {
+		json_object_object_foreach(params, key, val) {
+			int found = 0;
+			(void)val;
+			for (i = 0; decl && i < json_object_array_length(decl); i++)
+				if (!strcmp(js_str(json_object_array_get_idx(decl, i), "name", ""), key))
+					found = 1;
+			if (!found) {
+				snprintf(err, n, "unknown parameter '%s'", key);
+				goto err;
+			}
+		}
+	}
+	for (i = 0; decl && i < json_object_array_length(decl); i++) {
+		json_object *p = json_object_array_get_idx(decl, i), *v = NULL, *c, *x;
+		const char *name = js_str(p, "name", ""), *type = js_str(p, "type", "string");
+		if (params && json_object_object_get_ex(params, name, &v)) {
+			if (!(v = coerce(name, type, v, err, n)))
+				goto err;
+		} else if (json_object_object_get_ex(p, "default", &v) && v) {
+			json_object_get(v);
+		} else {
+			snprintf(err, n, "missing required parameter '%s' (%s)", name, type);
+			goto err;
+		}
+		if (json_object_object_get_ex(p, "constraints", &c) && c) {
+			if (json_object_object_get_ex(c, "min", &x) && x &&
+			    json_object_get_double(v) < json_object_get_double(x)) {
+				snprintf(err, n, "parameter '%s': %s is below the minimum %s", name,
+					 json_object_to_json_string(v), json_object_to_json_string(x));
+				json_object_put(v);
+				goto err;
+			}
+			if (json_object_object_get_ex(c, "max", &x) && x &&
+			    json_object_get_double(v) > json_object_get_double(x)) {
+				snprintf(err, n, "parameter '%s': %s is above the maximum %s", name,
+					 json_object_to_json_string(v), json_object_to_json_string(x));
+				json_object_put(v);
+				goto err;
+			}
+			if (json_object_object_get_ex(c, "one_of", &x) &&
+			    json_object_is_type(x, json_type_array)) {
+				int ok = 0;
+				for (j = 0; j < json_object_array_length(x); j++)
+					if (json_object_equal(v, json_object_array_get_idx(x, j)))
+						ok = 1;
+				if (!ok) {
+					snprintf(err, n, "parameter '%s': %s is not one of %s", name,
+						 json_object_to_json_string(v),
+						 json_object_to_json_string(x));
+					json_object_put(v);
+					goto err;
+				}
+			}
+			if (json_object_object_get_ex(c, "regex", &x) && x &&
+			    json_object_is_type(v, json_type_string) &&
+			    validate_regex_match(json_object_get_string(x), json_object_get_string(v),
+						 1) != 1) {
+				snprintf(err, n, "parameter '%s': \"%s\" does not match \"%s\"", name,
+					 json_object_get_string(v), json_object_get_string(x));
+				json_object_put(v);
+				goto err;
+			}
+		}
+		json_object_object_add(out, name, v);
+	}
+	return out;
+err:
+	json_object_put(out);
+	return NULL;
+}
+
+/* ---- create ---------------------------------------------------------------------------------- */
+
+int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *pv,
+		json_object *params, const char *schedule, time_t fire, json_object **out,
+		char *err, size_t n)
+{
+	char id[STORE_RUN_ID_SIZE], dir[4200], path[4300], ts[32], key[300];
+	json_object *ir, *resolved, *run;
+	const char *irtext;
+	MDB_txn *txn;
+	int rc;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(pv, "ir", &ir)) {
+		snprintf(err, n, "pipeline version has no IR");
+		return -EIO;
+	}
+	if (!(resolved = resolve_params(ir, params, err, n)))
+		return -EINVAL;
+	if (store_run_id_new(id)) {
+		json_object_put(resolved);
+		snprintf(err, n, "no randomness");
+		return -EIO;
+	}
+	snprintf(dir, sizeof dir, "%s/runs/%s", k->data_dir, id);
+	snprintf(path, sizeof path, "%s/ir.json", dir);
+	irtext = json_object_to_json_string_ext(ir, JSON_C_TO_STRING_PLAIN);
+	if (util_mkdirs(dir) || util_write_file(path, irtext, strlen(irtext))) {
+		json_object_put(resolved);
+		snprintf(err, n, "cannot write %s: %s", path, strerror(errno));
+		return -EIO;
+	}
+	run = json_object_new_object();
+	json_object_object_add(run, "id", json_object_new_string(id));
+	json_object_object_add(run, "namespace", json_object_new_string(ns));
+	json_object_object_add(run, "pipeline", json_object_new_string(name));
+	json_object_object_add(run, "version", json_object_new_int64(js_int(pv, "version", 0)));
+	json_object_object_add(run, "params", resolved);
+	json_object_object_add(run, "state", json_object_new_string("queued"));
+	json_object_object_add(run, "reason", NULL);
+	json_object_object_add(run, "created", json_object_new_string(iso_now(k, ts)));
+	json_object_object_add(run, "started", NULL);
+	json_object_object_add(run, "finished", NULL);
+	json_object_object_add(run, "schedule", schedule ? json_object_new_string(schedule) : NULL);
+	json_object_object_add(run, "fire_time",
+			       schedule ? json_object_new_string(util_iso8601(fire, ts)) : NULL);
+	json_object_object_add(run, "executor", json_object_new_string(k->executor));
+	json_object_object_add(run, "spawns", json_object_new_int(0));
+	snprintf(key, sizeof key, "%s/%s", ns, id);
+	if ((rc = db_begin(k->db, 1, &txn)))
+		goto dberr;
+	json_object *empty = json_object_new_object();
+	rc = db_put(k->db, txn, DB_RUNS, id, run);
+	if (!rc)
+		rc = db_put(k->db, txn, DB_NSRUNS, key, empty);
+	json_object_put(empty);
+	if (rc) {
+		db_abort(txn);
+		goto dberr;
+	}
+	if ((rc = db_commit(txn)))
+		goto dberr;
+	pthread_mutex_lock(&runs_lock);
+	if (!pending_start)
+		pending_start = json_object_new_array();
+	json_object_array_add(pending_start, json_object_new_string(id));
+	pthread_mutex_unlock(&runs_lock);
+	util_wake(k);
+	log_kv("info", "run accepted", "ns", ns, "run", id, "pipeline", name, "schedule", schedule,
+	       NULL);
+	*out = run;
+	return 0;
+dberr:
+	json_object_put(run);
+	snprintf(err, n, "database error");
+	return rc < 0 ? rc : -EIO;
+}
+
+/* ---- record helpers (callers hold runs_lock) --------------------------------------------------- */
+
+static json_object *load_run(struct kfpd *k, const char *id)
+{
+	json_object *r;
+	return db_get(k->db, NULL, DB_RUNS, id, &r) ? NULL : r;
+}
+
+static int save_run(struct kfpd *k, json_object *r)
+{
+	int rc = db_put(k->db, NULL, DB_RUNS, js_str(r, "id", ""), r);
+	if (rc)
+		log_kv("error", "cannot save a run record", "run", js_str(r, "id", ""), NULL);
+	return rc;
+}
+
+static void set_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+/* ---- workers (loop thread) --------------------------------------------------------------------- */
+
+static struct worker *find_worker(const char *id, pid_t pid)
+{
+	size_t i;
+	for (i = 0; i < nworkers; i++)
+		if ((id && !strcmp(workers[i].id, id)) || (!id && workers[i].pid == pid))
+			return &workers[i];
+	return NULL;
+}
+
+static struct worker *add_worker(const char *id, pid_t pid, int pidfd)
+{
+	if (nworkers == capworkers) {
+		size_t nc = capworkers ? capworkers * 2 : 8;
+		struct worker *n = realloc(workers, nc * sizeof *n);
+		if (!n)
+			return NULL;
+		workers = n, capworkers = nc;
+	}
+	struct worker *w = &workers[nworkers++];
+	memset(w, 0, sizeof *w);
+	snprintf(w->id, sizeof w->id, "%s", id);
+	w->pid = pid;
+	w->pidfd = pidfd;
+	return w;
+}
+
+static void remove_worker(struct worker *w)
+{
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	*w = workers[--nworkers];
+}
+
+/* Makes sure the engine has run ID (creating it from DATA/runs/ID/ir.json and the record), and
+ * that it is marked running. Returns 0 or -1 with a message in ERR. */
+static int engine_prepare(struct kfpd *k, json_object *rec, char *err, size_t n)
+{
+	const char *id = js_str(rec, "id", "");
+	struct store_run *er = NULL, nr;
+	char path[4300], src[300];
+	json_object *params;
+	char *ir = NULL;
+	int rc;
+
+	pthread_mutex_lock(&estore_lock);
+	rc = store_run_get(estore, id, 0, &er);
+	if (rc == 0) {
+		if (er->status != STORE_RUN_RUNNING &&
+		    (rc = store_run_set_status(estore, id, STORE_RUN_RUNNING, NULL, 0)))
+			snprintf(err, n, "%s", store_errmsg(estore));
+		store_run_free(er);
+		pthread_mutex_unlock(&estore_lock);
+		return rc ? -1 : 0;
+	}
+	if (rc != STORE_ENOENT) {
+		snprintf(err, n, "%s", store_errmsg(estore));
+		pthread_mutex_unlock(&estore_lock);
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/runs/%s/ir.json", k->data_dir, id);
+	if (!(ir = util_read_file(path, NULL))) {
+		snprintf(err, n, "%.200s: %s", path, strerror(errno));
+		pthread_mutex_unlock(&estore_lock);
+		return -1;
+	}
+	memset(&nr, 0, sizeof nr);
+	snprintf(src, sizeof src, "kfpd:%s/%s@%lld", js_str(rec, "namespace", ""),
+		 js_str(rec, "pipeline", ""), (long long)js_int(rec, "version", 0));
+	nr.id = (char *)id;
+	nr.pipeline = (char *)js_str(rec, "pipeline", "");
+	nr.ir_json = ir;
+	nr.source = src;
+	json_object_object_get_ex(rec, "params", &params);
+	nr.params = params;
+	nr.status = STORE_RUN_RUNNING;
+	nr.created = store_now();
+	nr.executor = (char *)k->executor;
+	rc = store_run_create(estore, &nr);
+	if (rc)
+		snprintf(err, n, "%s", store_errmsg(estore));
+	pthread_mutex_unlock(&estore_lock);
+	free(ir);
+	return rc ? -1 : 0;
+}
+
+static int spawn_worker(struct kfpd *k, const char *id, pid_t *pid)
+{
+	char state[4200], log[4300];
+	char *argv[] = {k->kfpc, "run", "--resume", (char *)id, "--state", state,
+			"--executor", (char *)k->executor, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	int rc;
+
+	snprintf(state, sizeof state, "%s/state", k->data_dir);
+	snprintf(log, sizeof log, "%s/runs/%s/worker.log", k->data_dir, id);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGCHLD);
+	sigaddset(&def, SIGHUP);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+					      POSIX_SPAWN_SETPGROUP);
+	rc = posix_spawnp(pid, k->kfpc, &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+/* Marks run ID terminal in the daemon (and, when ENGINE_TOO, in the engine store). */
+static void finish_run(struct kfpd *k, json_object *rec, const char *state, const char *reason,
+		       int engine_too)
+{
+	char ts[32];
+	const char *id = js_str(rec, "id", "");
+	json_object *p;
+
+	if (engine_too) {
+		pthread_mutex_lock(&estore_lock);
+		store_run_set_status(estore, id, store_run_status_parse(state), reason, store_now());
+		pthread_mutex_unlock(&estore_lock);
+	}
+	set_str(rec, "state", state);
+	set_str(rec, "reason", reason);
+	set_str(rec, "finished", iso_now(k, ts));
+	json_object_object_add(rec, "pid", NULL);
+	if ((p = engine_progress(id, 1)))
+		json_object_object_add(rec, "progress", p);
+	progress_set(id, NULL);
+	log_kv("info", "run finished", "run", id, "ns", js_str(rec, "namespace", ""), "state", state,
+	       "reason", reason, NULL);
+}
+
+/* A worker of run ID ended (EXIT: wait status, -1 unknown). */
+static void worker_ended(struct kfpd *k, const char *id, int wstatus)
+{
+	struct store_run *er = NULL;
+	json_object *rec;
+	char why[200];
+	int st = -1;
+
+	pthread_mutex_lock(&estore_lock);
+	if (store_run_get(estore, id, 0, &er) == 0)
+		st = (int)er->status;
+	pthread_mutex_unlock(&estore_lock);
+	pthread_mutex_lock(&runs_lock);
+	if (!(rec = load_run(k, id)))
+		goto out;
+	if (st > STORE_RUN_RUNNING) {
+		finish_run(k, rec, store_run_status_name((enum store_run_status)st),
+			   er->reason, 0);
+	} else if (json_object_get_boolean(json_object_object_get(rec, "cancel"))) {
+		finish_run(k, rec, "cancelled", "cancelled", 1);
+	} else {
+		if (wstatus == -1)
+			snprintf(why, sizeof why, "worker ended");
+		else if (WIFEXITED(wstatus))
+			snprintf(why, sizeof why, "worker exited with code %d", WEXITSTATUS(wstatus));
+		else
+			snprintf(why, sizeof why, "worker killed by signal %d",
+				 WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+		if (js_int(rec, "spawns", 0) >= MAX_SPAWNS) {
+			char reason[300];
+			snprintf(reason, sizeof reason, "%s before the run ended, %d times (see %s/runs/%s/worker.log)",
+				 why, MAX_SPAWNS, k->data_dir, id);
+			finish_run(k, rec, "failed", reason, 1);
+		} else {
+			log_kv("warn", "worker ended early; resuming the run", "run", id, "detail", why,
+			       NULL);
+			set_str(rec, "state", "queued");
+			json_object_object_add(rec, "pid", NULL);
+			json_object_array_add(queue, json_object_new_string(id));
+		}
+	}
+	save_run(k, rec);
+	json_object_put(rec);
+out:
+	pthread_mutex_unlock(&runs_lock);
+	store_run_free(er);
+}
+
+/* Starts run ID if it is still queued. Returns 0 when started or dropped, -1 to retry later. */
+static int start_run(struct kfpd *k, const char *id)
+{
+	json_object *rec;
+	char err[300], ts[32];
+	pid_t pid;
+	int rc;
+
+	pthread_mutex_lock(&runs_lock);
+	rec = load_run(k, id);
+	if (!rec || strcmp(js_str(rec, "state", ""), "queued")) {
+		pthread_mutex_unlock(&runs_lock);
+		json_object_put(rec);
+		return 0;
+	}
+	if (engine_prepare(k, rec, err, sizeof err)) {
+		finish_run(k, rec, "failed", err, 0);
+		save_run(k, rec);
+		pthread_mutex_unlock(&runs_lock);
+		json_object_put(rec);
+		return 0;
+	}
+	if ((rc = spawn_worker(k, id, &pid))) {
+		snprintf(err, sizeof err, "cannot start %s: %s", k->kfpc, strerror(rc));
+		finish_run(k, rec, "failed", err, 1);
+		save_run(k, rec);
+		pthread_mutex_unlock(&runs_lock);
+		json_object_put(rec);
+		return 0;
+	}
+	set_str(rec, "state", "running");
+	if (!js_str(rec, "started", NULL))
+		set_str(rec, "started", iso_now(k, ts));
+	json_object_object_add(rec, "pid", json_object_new_int(pid));
+	json_object_object_add(rec, "spawns", json_object_new_int64(js_int(rec, "spawns", 0) + 1));
+	save_run(k, rec);
+	pthread_mutex_unlock(&runs_lock);
+	json_object_put(rec);
+	if (!add_worker(id, pid, -1)) {
+		kill(-pid, SIGKILL); /* no room to track it: the next reap requeues the run */
+		return -1;
+	}
+	log_kv("info", "run started", "run", id, NULL);
+	return 0;
+}
+
+int runs_tick(struct kfpd *k)
+{
+	static int64_t last_prog, last_metrics;
+	json_object *starts = NULL, *cancels = NULL;
+	int64_t now = util_now_ms();
+	size_t i;
+	pid_t pid;
+	int ws;
+
+	if (!queue)
+		queue = json_object_new_array();
+	pthread_mutex_lock(&runs_lock);
+	starts = pending_start, pending_start = NULL;
+	cancels = pending_cancel, pending_cancel = NULL;
+	pthread_mutex_unlock(&runs_lock);
+	for (i = 0; starts && i < json_object_array_length(starts); i++)
+		json_object_array_add(queue, json_object_get(json_object_array_get_idx(starts, i)));
+	for (i = 0; cancels && i < json_object_array_length(cancels); i++) {
+		struct worker *w =
+			find_worker(json_object_get_string(json_object_array_get_idx(cancels, i)), 0);
+		if (w && !w->cancel_at) {
+			kill(w->pid, SIGINT); /* `kfpc run` cancels: SPEC §6.10 */
+			w->cancel_at = time(NULL);
+		}
+	}
+	json_object_put(starts);
+	json_object_put(cancels);
+
+	/* reap our children, then adopted workers */
+	while ((pid = waitpid(-1, &ws, WNOHANG)) > 0) {
+		struct worker *w = find_worker(NULL, pid);
+		if (w) {
+			char id[sizeof w->id];
+			memcpy(id, w->id, sizeof id);
+			remove_worker(w);
+			worker_ended(k, id, ws);
+		}
+	}
+	for (i = 0; i < nworkers;) {
+		struct worker *w = &workers[i];
+		if (w->pidfd >= 0) {
+			struct pollfd p = {w->pidfd, POLLIN, 0};
+			if (poll(&p, 1, 0) == 1) {
+				char id[sizeof w->id];
+				memcpy(id, w->id, sizeof id);
+				remove_worker(w);
+				worker_ended(k, id, -1);
+				continue;
+			}
+		}
+		if (w->cancel_at && time(NULL) - w->cancel_at > CANCEL_GRACE && !w->cancel_hard) {
+			kill(w->pid, SIGINT); /* a second signal: the engine cancels at once */
+			w->cancel_hard = 1;
+		}
+		i++;
+	}
+
+	/* start queued runs */
+	while ((int)nworkers < k->max_workers && json_object_array_length(queue)) {
+		json_object *id = json_object_get(json_object_array_get_idx(queue, 0));
+		json_object_array_del_idx(queue, 0, 1);
+		if (start_run(k, json_object_get_string(id))) {
+			json_object_array_add(queue, id);
+			break;
+		}
+		json_object_put(id);
+	}
+
+	if (now - last_prog >= 500) {
+		last_prog = now;
+		for (i = 0; i < nworkers; i++)
+			progress_set(workers[i].id, engine_progress(workers[i].id, 0));
+	}
+	if (now - last_metrics >= 2000) {
+		last_metrics = now;
+		update_run_metrics(k);
+	}
+	return (int)(nworkers + json_object_array_length(queue));
+}
+
+/* ---- recovery and shutdown --------------------------------------------------------------------- */
+
+struct recover_ctx {
+	struct kfpd *k;
+	json_object *ids;
+};
+
+static int collect_active(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct recover_ctx *c = ctx;
+	(void)val, (void)vlen;
+	if (!memmem(val, vlen, "\"state\":\"succeeded\"", 19) &&
+	    !memmem(val, vlen, "\"state\":\"failed\"", 16) &&
+	    !memmem(val, vlen, "\"state\":\"cancelled\"", 19))
+		json_object_array_add(c->ids, json_object_new_string_len(key, (int)klen));
+	return 0;
+}
+
+/* Returns a pidfd for PID if it is alive and is the worker of run ID, else -1. */
+static int adopt(pid_t pid, const char *id)
+{
+	char path[64], *cmd;
+	size_t len, i;
+	int fd, ok = 0;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	if (!(cmd = util_read_file(path, &len)))
+		return -1;
+	for (i = 0; i + 1 < len; i++)
+		if (cmd[i] == 0 && !strcmp(cmd + i + 1, "--resume") && i + 10 < len &&
+		    !strcmp(cmd + i + 10, id))
+			ok = 1;
+	free(cmd);
+	if (!ok)
+		return -1;
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+}
+
+int runs_recover(struct kfpd *k)
+{
+	struct recover_ctx c = {k, json_object_new_array()};
+	size_t i;
+	int nq = 0, na = 0;
+
+	if (!queue)
+		queue = json_object_new_array();
+	if (estore_open(k))
+		return -1;
+	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, collect_active, &c);
+	for (i = 0; i < json_object_array_length(c.ids); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(c.ids, i));
+		json_object *rec;
+		pthread_mutex_lock(&runs_lock);
+		if ((rec = load_run(k, id))) {
+			pid_t pid = (pid_t)js_int(rec, "pid", 0);
+			int fd = !strcmp(js_str(rec, "state", ""), "running") ? adopt(pid, id) : -1;
+			if (fd >= 0 && add_worker(id, pid, fd)) {
+				na++;
+			} else {
+				if (fd >= 0)
+					close(fd);
+				set_str(rec, "state", "queued");
+				json_object_object_add(rec, "pid", NULL);
+				save_run(k, rec);
+				json_object_array_add(queue, json_object_new_string(id));
+				nq++;
+			}
+			json_object_put(rec);
+		}
+		pthread_mutex_unlock(&runs_lock);
+	}
+	json_object_put(c.ids);
+	char a[16], q[16];
+	snprintf(a, sizeof a, "%d", na);
+	snprintf(q, sizeof q, "%d", nq);
+	log_kv("info", "recovery done", "adopted_workers", a, "requeued_runs", q, NULL);
+	update_run_metrics(k);
+	return 0;
+}
+
+void runs_shutdown(struct kfpd *k)
+{
+	size_t i;
+
+	/* SIGTERM/SIGINT to `kfpc run` cancels the run, so the workers are left alone: they go on
+	 * in their own process groups and the next kfpd adopts them (or, if they ended meanwhile,
+	 * records how the run ended). With --stop-workers they are killed instead (SIGKILL to each
+	 * worker's group; their steps are reattached or re-run when the run resumes). */
+	for (i = 0; i < nworkers; i++) {
+		if (k->stop_workers) {
+			kill(-workers[i].pid, SIGKILL);
+			if (workers[i].pidfd < 0)
+				waitpid(workers[i].pid, NULL, 0);
+		}
+		if (workers[i].pidfd >= 0)
+			close(workers[i].pidfd);
+	}
+	if (nworkers) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", nworkers);
+		log_kv("info", k->stop_workers ? "workers killed; their runs resume at the next start"
+					       : "workers left running; the next start adopts them",
+		       "workers", n, NULL);
+	}
+	nworkers = 0;
+	free(workers);
+	workers = NULL;
+	json_object_put(queue);
+	queue = NULL;
+	json_object_put(pending_start);
+	json_object_put(pending_cancel);
+	pending_start = pending_cancel = NULL;
+	pthread_mutex_lock(&prog_lock);
+	json_object_put(prog_cache);
+	prog_cache = NULL;
+	pthread_mutex_unlock(&prog_lock);
+	pthread_mutex_lock(&estore_lock);
+	store_close(estore);
+	estore = NULL;
+	pthread_mutex_unlock(&estore_lock);
+}
+
+/* Resets the failed, skipped and cancelled step instances of engine run ID to pending (attempts
+ * kept), so that the resumed run executes them again and adopts the finished ones. Returns the
+ * number reset, or negative. */
+static int engine_reset_failed(const char *id)
+{
+	struct store_step **steps = NULL;
+	size_t n = 0, i;
+	int rc = 0, nreset = 0;
+
+	pthread_mutex_lock(&estore_lock);
+	if (!estore) {
+		pthread_mutex_unlock(&estore_lock);
+		return 0;
+	}
+	if (store_step_list(estore, id, &steps, &n)) {
+		pthread_mutex_unlock(&estore_lock);
+		return -1;
+	}
+	store_batch_begin(estore);
+	for (i = 0; i < n; i++) {
+		struct store_step *s = steps[i];
+		if (s->state != STORE_STEP_FAILED && s->state != STORE_STEP_SKIPPED &&
+		    s->state != STORE_STEP_CANCELLED)
+			continue;
+		s->state = STORE_STEP_PENDING;
+		free(s->reason);
+		s->reason = NULL;
+		s->finished = 0;
+		nreset++;
+		if ((rc = store_step_put(estore, s)))
+			break;
+	}
+	if (store_batch_end(estore) && !rc)
+		rc = -1;
+	pthread_mutex_unlock(&estore_lock);
+	store_step_list_free(steps, n);
+	return rc ? -1 : nreset;
+}
+
+/* ---- requests from HTTP threads ---------------------------------------------------------------- */
+
+struct sched_count {
+	const char *sched;
+	int n;
+};
+
+static int count_sched(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct sched_count *c = ctx;
+	char pat[128];
+	(void)key, (void)klen;
+	snprintf(pat, sizeof pat, "\"schedule\":\"%s\"", c->sched);
+	if (memmem(val, vlen, pat, strlen(pat)) && !memmem(val, vlen, "\"state\":\"succeeded\"", 19) &&
+	    !memmem(val, vlen, "\"state\":\"failed\"", 16) &&
+	    !memmem(val, vlen, "\"state\":\"cancelled\"", 19))
+		c->n++;
+	return 0;
+}
+
+int runs_active_for_schedule(struct kfpd *k, const char *sched)
+{
+	struct sched_count c = {sched, 0};
+	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, count_sched, &c);
+	return c.n;
+}
+
+int runs_cancel(struct kfpd *k, const char *id, json_object **out)
+{
+	json_object *rec;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&runs_lock);
+	if (!(rec = load_run(k, id))) {
+		pthread_mutex_unlock(&runs_lock);
+		return 404;
+	}
+	if (runs_terminal(js_str(rec, "state", ""))) {
+		rc = 409;
+	} else if (!strcmp(js_str(rec, "state", ""), "queued")) {
+		json_object_object_add(rec, "cancel", json_object_new_boolean(1));
+		finish_run(k, rec, "cancelled", "cancelled before it started", estore != NULL);
+		save_run(k, rec);
+	} else {
+		json_object_object_add(rec, "cancel", json_object_new_boolean(1));
+		save_run(k, rec);
+		if (!pending_cancel)
+			pending_cancel = json_object_new_array();
+		json_object_array_add(pending_cancel, json_object_new_string(id));
+	}
+	pthread_mutex_unlock(&runs_lock);
+	util_wake(k);
+	*out = rec;
+	return rc;
+}
+
+int runs_retry(struct kfpd *k, const char *id, json_object **out)
+{
+	json_object *rec;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&runs_lock);
+	if (!(rec = load_run(k, id))) {
+		pthread_mutex_unlock(&runs_lock);
+		return 404;
+	}
+	if (strcmp(js_str(rec, "state", ""), "failed") &&
+	    strcmp(js_str(rec, "state", ""), "cancelled")) {
+		rc = 409;
+	} else if (engine_reset_failed(id) < 0) {
+		rc = 500;
+	} else {
+		set_str(rec, "state", "queued");
+		set_str(rec, "reason", NULL);
+		set_str(rec, "finished", NULL);
+		json_object_object_add(rec, "cancel", json_object_new_boolean(0));
+		json_object_object_add(rec, "spawns", json_object_new_int(0));
+		json_object_object_add(rec, "retries",
+				       json_object_new_int64(js_int(rec, "retries", 0) + 1));
+		json_object_object_del(rec, "progress");
+		if (save_run(k, rec)) {
+			rc = 500;
+		} else {
+			if (!pending_start)
+				pending_start = json_object_new_array();
+			json_object_array_add(pending_start, json_object_new_string(id));
+		}
+	}
+	pthread_mutex_unlock(&runs_lock);
+	util_wake(k);
+	*out = rec;
+	return rc;
+}
+
+int runs_delete(struct kfpd *k, const char *ns, const char *id)
+{
+	json_object *rec;
+	char key[300], dir[4200], path[4400];
+	MDB_txn *txn;
+	int rc = 0;
+
+	pthread_mutex_lock(&runs_lock);
+	if (!(rec = load_run(k, id))) {
+		pthread_mutex_unlock(&runs_lock);
+		return 404;
+	}
+	if (!runs_terminal(js_str(rec, "state", ""))) {
+		rc = 409;
+	} else if (db_begin(k->db, 1, &txn) == 0) {
+		snprintf(key, sizeof key, "%s/%s", ns, id);
+		db_del(k->db, txn, DB_RUNS, id);
+		db_del(k->db, txn, DB_NSRUNS, key);
+		rc = db_commit(txn) ? 500 : 0;
+	} else {
+		rc = 500;
+	}
+	pthread_mutex_unlock(&runs_lock);
+	json_object_put(rec);
+	if (!rc) {
+		snprintf(dir, sizeof dir, "%s/runs/%s", k->data_dir, id);
+		snprintf(path, sizeof path, "%s/ir.json", dir);
+		unlink(path);
+		snprintf(path, sizeof path, "%s/worker.log", dir);
+		unlink(path);
+		rmdir(dir);
+	}
+	return rc;
+}
+
+struct store *runs_estore_lock(void)
+{
+	pthread_mutex_lock(&estore_lock);
+	if (!estore) {
+		pthread_mutex_unlock(&estore_lock);
+		return NULL;
+	}
+	return estore;
+}
+
+void runs_estore_unlock(void)
+{
+	pthread_mutex_unlock(&estore_lock);
+}
+
+int runs_active(struct kfpd *k, const char *id)
+{
+	json_object *rec;
+	int a;
+
+	if (db_get(k->db, NULL, DB_RUNS, id, &rec))
+		return 0;
+	a = !runs_terminal(js_str(rec, "state", ""));
+	json_object_put(rec);
+	return a;
+}

@@ -1,0 +1,593 @@
+/* exec_local.c - the local executor: each attempt is a process group on this host.
+ *
+ * Design:
+ *   - posix_spawnp, argv directly (no shell), POSIX_SPAWN_SETPGROUP (the attempt is its own
+ *     process group, so a timeout or cancel signals everything it started), an empty signal
+ *     mask and default dispositions in the child, stdin from /dev/null, stdout/stderr to the
+ *     spec's log files (opened O_CLOEXEC here, dup2'ed in the child), cwd = the workdir.
+ *   - SIGCHLD is blocked and read from a signalfd: the scheduler polls that descriptor, reap
+ *     then collects children with wait4(WNOHANG). No busy polling.
+ *   - The environment is ours minus KFPC_SECRET_* (secrets reach a step only when it asks for
+ *     them with secret()), plus the step's env, plus KFPC_RUN_ID, KFPC_STEP, KFPC_ATTEMPT.
+ *   - Handles are "pid:pgid:starttime" (starttime: field 22 of /proc/PID/stat, in clock
+ *     ticks since boot), so a restarted engine never kills a process that merely reuses the
+ *     pid. Local attempts cannot be re-attached (they are not our children any more): reattach
+ *     kills what is left of them and says they are gone.
+ *   - A command that cannot be executed (not found, not executable) finishes at once with
+ *     exit code 127 and the reason in its stderr log, like a shell would.
+ *
+ * The executor registry (exec_find) lives at the end of this file. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exec.h"
+
+extern char **environ;
+
+struct ljob {
+	struct exec_job pub; /* first member */
+	pid_t pid;
+	pid_t pgid;
+	double started;
+	int done;            /* 1: finished (res valid) */
+	struct exec_result res;
+	struct ljob *next;   /* in x->running or x->finished */
+};
+
+struct exec {
+	int sfd;             /* signalfd for SIGCHLD */
+	sigset_t oldmask;
+	struct ljob *running;
+	struct ljob *finished; /* synthetic completions (spawn failures), reaped first */
+	char **baseenv;      /* inherited environment minus KFPC_SECRET_* and KFPC_RUN_ID/... */
+	size_t nbaseenv;
+};
+
+static double now_wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Reads the start time (clock ticks since boot) and process group of PID from /proc.
+ * Returns 0, or -1 if the process does not exist. */
+static int proc_stat(pid_t pid, unsigned long long *start, pid_t *pgrp)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+	int fd;
+	char *p;
+	int field;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* comm may contain spaces and parentheses: fields resume after the LAST ')' */
+	p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p++;
+	/* p points at " S ppid pgrp ..." : field 3 is state */
+	field = 2;
+	while (*p && field < 22) {
+		while (*p == ' ')
+			p++;
+		field++;
+		if (field == 5 && pgrp)
+			*pgrp = (pid_t)strtol(p, NULL, 10);
+		if (field == 22) {
+			if (start)
+				*start = strtoull(p, NULL, 10);
+			return 0;
+		}
+		while (*p && *p != ' ')
+			p++;
+	}
+	return -1;
+}
+
+static int is_filtered_env(const char *e)
+{
+	return !strncmp(e, "KFPC_SECRET_", 12) || !strncmp(e, "KFPC_RUN_ID=", 12) ||
+	       !strncmp(e, "KFPC_STEP=", 10) || !strncmp(e, "KFPC_ATTEMPT=", 13);
+}
+
+static int local_open(const struct exec_config *cfg, struct exec **out, char *err, size_t errlen)
+{
+	struct exec *x;
+	sigset_t set;
+	size_t n = 0, i;
+
+	x = calloc(1, sizeof *x);
+	if (!x) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; environ && environ[i]; i++)
+		n++;
+	x->baseenv = calloc(n + 1, sizeof *x->baseenv);
+	if (!x->baseenv) {
+		snprintf(err, errlen, "out of memory");
+		goto err1;
+	}
+	for (i = 0; i < n; i++)
+		if (!is_filtered_env(environ[i]))
+			x->baseenv[x->nbaseenv++] = environ[i];
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, &x->oldmask) < 0) {
+		snprintf(err, errlen, "cannot block SIGCHLD: %s", strerror(errno));
+		goto err2;
+	}
+	x->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (x->sfd < 0) {
+		snprintf(err, errlen, "signalfd: %s", strerror(errno));
+		goto err3;
+	}
+	if (!cfg || !cfg->quiet)
+		fprintf(stderr, "kfpc: the local executor runs step commands directly on this host "
+				"(images are recorded, not used; use --executor docker for containers)\n");
+	*out = x;
+	return 0;
+err3:
+	sigprocmask(SIG_SETMASK, &x->oldmask, NULL);
+err2:
+	free(x->baseenv);
+err1:
+	free(x);
+	return -1;
+}
+
+static void local_close(struct exec *x)
+{
+	struct ljob *j, *nx;
+
+	if (!x)
+		return;
+	for (j = x->running; j; j = nx) {
+		nx = j->next;
+		free(j);
+	}
+	for (j = x->finished; j; j = nx) {
+		nx = j->next;
+		free(j);
+	}
+	close(x->sfd);
+	sigprocmask(SIG_SETMASK, &x->oldmask, NULL);
+	free(x->baseenv);
+	free(x);
+}
+
+static int local_capacity(struct exec *x, struct exec_resources *out, char *err, size_t errlen)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	int gpu = 0;
+	char path[32];
+
+	(void)x;
+	(void)err;
+	(void)errlen;
+	if (ncpu < 1)
+		ncpu = 1;
+	out->cpu_milli = (int64_t)ncpu * 1000;
+	out->memory_bytes = (pages > 0 && psz > 0) ? (int64_t)pages * psz : 0;
+	for (gpu = 0; gpu < 64; gpu++) {
+		snprintf(path, sizeof path, "/dev/nvidia%d", gpu);
+		if (access(path, F_OK) != 0)
+			break;
+	}
+	out->gpu = gpu;
+	return 0;
+}
+
+static int local_path_in_step(struct exec *x, const struct exec_spec *spec, const char *host_path,
+			      char *buf, size_t len)
+{
+	(void)x;
+	(void)spec;
+	if (strlen(host_path) >= len)
+		return -1;
+	strcpy(buf, host_path);
+	return 0;
+}
+
+/* Builds the child's environment: base env, then the step env and KFPC_* (later entries
+ * override earlier ones by removing them). Returns a malloc'ed array of pointers into *strs
+ * (also malloc'ed), or NULL on allocation failure. */
+static char **build_env(struct exec *x, const struct exec_spec *s, char **strs)
+{
+	size_t cap = x->nbaseenv + s->nenv + 4, n = 0, i, k, bytes = 0;
+	char **env, *p;
+	char attempt[32];
+
+	snprintf(attempt, sizeof attempt, "%d", s->id.attempt);
+	for (i = 0; i < s->nenv; i++)
+		bytes += strlen(s->env[i].name) + strlen(s->env[i].value ? s->env[i].value : "") + 2;
+	bytes += strlen(s->id.run_id ? s->id.run_id : "") + strlen(s->id.step ? s->id.step : "") +
+		 strlen(attempt) + 64;
+	env = malloc(cap * sizeof *env);
+	p = malloc(bytes);
+	if (!env || !p) {
+		free(env);
+		free(p);
+		return NULL;
+	}
+	*strs = p;
+	for (i = 0; i < x->nbaseenv; i++) {
+		const char *e = x->baseenv[i];
+		size_t nl = strcspn(e, "=");
+		for (k = 0; k < s->nenv; k++)
+			if (strlen(s->env[k].name) == nl && !strncmp(s->env[k].name, e, nl))
+				break;
+		if (k == s->nenv)
+			env[n++] = (char *)e;
+	}
+	for (i = 0; i < s->nenv; i++) {
+		env[n++] = p;
+		p += sprintf(p, "%s=%s", s->env[i].name, s->env[i].value ? s->env[i].value : "") + 1;
+	}
+	env[n++] = p;
+	p += sprintf(p, "KFPC_RUN_ID=%s", s->id.run_id ? s->id.run_id : "") + 1;
+	env[n++] = p;
+	p += sprintf(p, "KFPC_STEP=%s", s->id.step ? s->id.step : "") + 1;
+	env[n++] = p;
+	sprintf(p, "KFPC_ATTEMPT=%s", attempt);
+	env[n] = NULL;
+	return env;
+}
+
+static int open_log(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path ? path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		snprintf(err, errlen, "cannot open log %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
+		       struct exec_job **out, char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t empty, all;
+	struct ljob *j;
+	char **env = NULL, *strs = NULL;
+	int ofd = -1, efd = -1, rc = -1, e;
+	unsigned long long st = 0;
+	const char *cwd = s->workdir ? s->workdir : s->scratch_dir;
+
+	if (!s->argv || !s->argv[0]) {
+		snprintf(err, errlen, "empty command");
+		return -1;
+	}
+	j = calloc(1, sizeof *j);
+	if (!j) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	j->pub.udata = udata;
+	ofd = open_log(s->stdout_path, err, errlen);
+	if (ofd < 0)
+		goto out0;
+	efd = open_log(s->stderr_path, err, errlen);
+	if (efd < 0)
+		goto out0;
+	env = build_env(x, s, &strs);
+	if (!env) {
+		snprintf(err, errlen, "out of memory");
+		goto out0;
+	}
+	if ((e = posix_spawn_file_actions_init(&fa))) {
+		snprintf(err, errlen, "posix_spawn_file_actions_init: %s", strerror(e));
+		goto out0;
+	}
+	if ((e = posix_spawnattr_init(&attr))) {
+		snprintf(err, errlen, "posix_spawnattr_init: %s", strerror(e));
+		goto out1;
+	}
+	sigemptyset(&empty);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	if ((e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, ofd, 1)) ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, efd, 2)) ||
+	    (cwd && (e = posix_spawn_file_actions_addchdir_np(&fa, cwd))) ||
+	    (e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+							 POSIX_SPAWN_SETSIGDEF)) ||
+	    (e = posix_spawnattr_setpgroup(&attr, 0)) ||
+	    (e = posix_spawnattr_setsigmask(&attr, &empty)) ||
+	    (e = posix_spawnattr_setsigdefault(&attr, &all))) {
+		snprintf(err, errlen, "posix_spawn setup: %s", strerror(e));
+		goto out2;
+	}
+	j->started = now_wall();
+	e = posix_spawnp(&j->pid, s->argv[0], &fa, &attr, s->argv, env);
+	if (e) {
+		/* like a shell: the step fails with 127 and says why in its log */
+		dprintf(efd, "kfpc: cannot execute '%s'%s%s: %s\n", s->argv[0],
+			cwd ? " in " : "", cwd ? cwd : "", strerror(e));
+		j->done = 1;
+		j->res.exit_code = 127;
+		j->res.started = j->started;
+		j->res.finished = now_wall();
+		snprintf(j->res.msg, sizeof j->res.msg, "cannot execute '%.100s': %s", s->argv[0],
+			 strerror(e));
+		snprintf(j->pub.handle, sizeof j->pub.handle, "none");
+		j->next = x->finished;
+		x->finished = j;
+	} else {
+		j->pgid = j->pid;
+		if (proc_stat(j->pid, &st, NULL) < 0)
+			st = 0;
+		snprintf(j->pub.handle, sizeof j->pub.handle, "%d:%d:%llu", (int)j->pid,
+			 (int)j->pgid, st);
+		j->next = x->running;
+		x->running = j;
+	}
+	*out = &j->pub;
+	j = NULL;
+	rc = 0;
+out2:
+	posix_spawnattr_destroy(&attr);
+out1:
+	posix_spawn_file_actions_destroy(&fa);
+out0:
+	if (ofd >= 0)
+		close(ofd);
+	if (efd >= 0)
+		close(efd);
+	free(env);
+	free(strs);
+	free(j);
+	return rc;
+}
+
+static int local_fd(struct exec *x)
+{
+	return x->sfd;
+}
+
+static int local_reap(struct exec *x, struct exec_job **job, struct exec_result *res, char *err,
+		      size_t errlen)
+{
+	struct signalfd_siginfo si;
+	struct ljob *j, **pp;
+	struct rusage ru;
+	int status;
+	pid_t pid;
+
+	if (x->finished) {
+		j = x->finished;
+		x->finished = j->next;
+		j->next = NULL;
+		*job = &j->pub;
+		*res = j->res;
+		return 1;
+	}
+	while (read(x->sfd, &si, sizeof si) == sizeof si)
+		;
+	for (;;) {
+		pid = wait4(-1, &status, WNOHANG, &ru);
+		if (pid == 0)
+			return 0;
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ECHILD)
+				return 0;
+			snprintf(err, errlen, "wait: %s", strerror(errno));
+			return -1;
+		}
+		for (pp = &x->running; (j = *pp); pp = &j->next)
+			if (j->pid == pid)
+				break;
+		if (!j)
+			continue; /* not ours (should not happen) */
+		*pp = j->next;
+		j->next = NULL;
+		/* whatever the step left behind in its group goes with it */
+		kill(-j->pgid, SIGKILL);
+		memset(res, 0, sizeof *res);
+		res->started = j->started;
+		res->finished = now_wall();
+		if (WIFEXITED(status)) {
+			res->exit_code = WEXITSTATUS(status);
+		} else if (WIFSIGNALED(status)) {
+			res->signal = WTERMSIG(status);
+			res->exit_code = 128 + res->signal;
+			snprintf(res->msg, sizeof res->msg, "killed by signal %d (%s)", res->signal,
+				 strsignal(res->signal));
+		}
+		*job = &j->pub;
+		return 1;
+	}
+}
+
+static int local_cancel(struct exec *x, struct exec_job *job, enum exec_cancel how, char *err,
+			size_t errlen)
+{
+	struct ljob *j = (struct ljob *)job;
+
+	(void)x;
+	if (j->done || j->pgid <= 0)
+		return 0;
+	if (kill(-j->pgid, how == EXEC_CANCEL_KILL ? SIGKILL : SIGTERM) < 0 && errno != ESRCH) {
+		snprintf(err, errlen, "kill: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Does /proc/PID/environ contain exactly the string KV? */
+static int environ_has(pid_t pid, const char *kv)
+{
+	char path[64], *buf = NULL, *p;
+	size_t cap = 0, len = 0, kl = strlen(kv);
+	ssize_t n;
+	int fd, found = 0;
+
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+			if (!nb)
+				break;
+			buf = nb;
+			cap += 65536;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += n;
+		if (len > (1u << 24))
+			break;
+	}
+	close(fd);
+	if (!buf)
+		return 0;
+	buf[len] = 0;
+	for (p = buf; p < buf + len; p += strlen(p) + 1)
+		if (strlen(p) == kl && !memcmp(p, kv, kl)) {
+			found = 1;
+			break;
+		}
+	free(buf);
+	return found;
+}
+
+/* Kills every process of group PGID started no earlier than START that carries our run id and
+ * step in its environment. Returns the number of processes signalled. */
+static int kill_leftovers(pid_t pgid, unsigned long long start, const struct exec_labels *id)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	char kv1[256], kv2[512];
+	int n = 0;
+
+	if (!d)
+		return 0;
+	snprintf(kv1, sizeof kv1, "KFPC_RUN_ID=%s", id->run_id ? id->run_id : "");
+	snprintf(kv2, sizeof kv2, "KFPC_STEP=%s", id->step ? id->step : "");
+	while ((de = readdir(d))) {
+		unsigned long long st;
+		pid_t pg, pid;
+		char *end;
+
+		pid = (pid_t)strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == getpid())
+			continue;
+		if (proc_stat(pid, &st, &pg) < 0 || pg != pgid || st < start)
+			continue;
+		if (!environ_has(pid, kv1) || !environ_has(pid, kv2))
+			continue;
+		if (kill(pid, SIGKILL) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int local_reattach(struct exec *x, const char *handle, const struct exec_spec *spec,
+			  void *udata, struct exec_job **job, char *err, size_t errlen)
+{
+	int pid = 0, pgid = 0, i;
+	unsigned long long start = 0, st;
+
+	(void)x;
+	(void)udata;
+	(void)job;
+	(void)err;
+	(void)errlen;
+	if (!handle || sscanf(handle, "%d:%d:%llu", &pid, &pgid, &start) != 3 || pid <= 0 ||
+	    pgid <= 0)
+		return 0;
+	if (proc_stat(pid, &st, NULL) == 0 && st == start)
+		kill(-pgid, SIGKILL); /* the same leader, still alive: its whole group goes */
+	kill_leftovers(pgid, start, &spec->id);
+	/* wait (briefly) until they are gone, so a new attempt never races the old one */
+	for (i = 0; i < 200; i++) {
+		if (!(proc_stat(pid, &st, NULL) == 0 && st == start))
+			break;
+		poll(NULL, 0, 10);
+	}
+	return 0;
+}
+
+static void local_release(struct exec *x, struct exec_job *job)
+{
+	(void)x;
+	free(job);
+}
+
+const struct exec_ops exec_local_ops = {
+	.name = "local",
+	.open = local_open,
+	.capacity = local_capacity,
+	.path_in_step = local_path_in_step,
+	.start = local_start,
+	.fd = local_fd,
+	.reap = local_reap,
+	.cancel = local_cancel,
+	.reattach = local_reattach,
+	.release = local_release,
+	.close = local_close,
+};
+
+/* ---- registry ------------------------------------------------------------------------- */
+
+#if defined(__has_include)
+#if __has_include("exec_docker.c")
+#define KFPC_HAVE_DOCKER 1
+#endif
+#endif
+
+static const struct exec_ops *const executors[] = {
+	&exec_local_ops,
+#ifdef KFPC_HAVE_DOCKER
+	&exec_docker_ops,
+#endif
+};
+
+const struct exec_ops *exec_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof executors / sizeof executors[0]; i++)
+		if (!strcmp(executors[i]->name, name))
+			return executors[i];
+	return NULL;
+}
+
+const char *exec_names(void)
+{
+#ifdef KFPC_HAVE_DOCKER
+	return "local, docker";
+#else
+	return "local";
+#endif
+}

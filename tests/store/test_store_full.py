@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""A state store that reaches its map cap (KFPC_STORE_MAX_MAP) fails the run with a clear
+error, stays consistent and readable, and keeps working once the cap is raised.
+
+  1. KFPC_STORE_MAX_MAP=256K, tests/store/data/big_value.kfp (a 600 kB value output):
+     `kfpc run` exits non-zero and says "state store is full (map size N bytes)"; it neither
+     crashes nor hangs.
+  2. `kfpc runs` / `kfpc show` still read the store: the run is recorded, `failed`, with the
+     reason; the small step before the big one is recorded as succeeded.
+  3. Without the cap, the same state dir runs a pipeline to success (the map grows) and the
+     earlier records are intact.
+
+Scratch: $KFPC_BUILD/testtmp/store_full/.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+SRC = os.environ.get("KFPC_SRC", os.getcwd())
+BUILD = os.environ.get("KFPC_BUILD", os.path.join(SRC, "build"))
+KFPC = os.environ.get("KFPC", os.path.join(BUILD, "kfpc"))
+DATA = os.path.join(SRC, "tests", "store", "data")
+TMP = os.path.join(BUILD, "testtmp", "store_full")
+STATE = os.path.join(TMP, "state")
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL: " + what, file=sys.stderr)
+    return cond
+
+
+def kfpc(*args, cap=None, timeout=300):
+    e = dict(os.environ)
+    e["NO_COLOR"] = "1"
+    e.pop("KFPC_STATE", None)
+    e.pop("KFPC_STORE_MAX_MAP", None)
+    if cap:
+        e["KFPC_STORE_MAX_MAP"] = cap
+    p = subprocess.run([KFPC] + list(args) + ["--state", STATE], cwd=TMP, env=e,
+                       capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def main():
+    shutil.rmtree(TMP, ignore_errors=True)
+    os.makedirs(TMP)
+
+    rc, out, err = kfpc("run", os.path.join(DATA, "big_value.kfp"), cap="256K")
+    check(rc == 1, "run in a full store exits 1 (the run failed), no crash (got %d)" % rc)
+    check("state store is full (map size " in err,
+          "clear map-full message on stderr:\n" + err)
+
+    rc, out, err = kfpc("runs", "--json")
+    check(rc == 0, "runs after map full: exit %d %s" % (rc, err))
+    runs = json.loads(out) if rc == 0 else []
+    check(len(runs) == 1, "the run is recorded (%d runs)" % len(runs))
+    if runs:
+        r = runs[0]
+        check(r["status"] == "failed", "run marked failed (got %s)" % r["status"])
+        check(r["reason"] and "state store is full" in r["reason"],
+              "run reason names the full store (got %r)" % r["reason"])
+        rc, out, err = kfpc("show", r["id"], "--json")
+        check(rc == 0, "show after map full: exit %d %s" % (rc, err))
+        if rc == 0:
+            st = {s["id"]: s for s in json.loads(out)["step_instances"]}
+            check(st.get("small", {}).get("state") == "succeeded",
+                  "the step before the full store is recorded: %s" % st.get("small"))
+            check(st.get("big", {}).get("state") != "succeeded",
+                  "the step whose record did not fit is not succeeded")
+        rc, out, err = kfpc("show", r["id"])
+        check(rc == 0 and "status    failed: " in out, "show text after map full")
+    rc, out, err = kfpc("runs")
+    check(rc == 0 and "big_value" in out, "runs table after map full")
+
+    # raise the cap: the same store keeps working
+    rc, out, err = kfpc("run", os.path.join(DATA, "big_value.kfp"))
+    check(rc == 0, "run with the default cap in the same state dir: exit %d\n%s" % (rc, err))
+    rc, out, err = kfpc("runs", "--json")
+    runs = json.loads(out) if rc == 0 else []
+    check([r["status"] for r in runs] == ["succeeded", "failed"],
+          "both runs listed, newest first: %s" % [r["status"] for r in runs])
+
+
+if __name__ == "__main__":
+    if not os.path.exists(KFPC):
+        print("kfpc binary not found: %s" % KFPC, file=sys.stderr)
+        sys.exit(1)
+    main()
+    if failures:
+        print("%d check(s) failed" % len(failures), file=sys.stderr)
+        sys.exit(1)
+    print("ok")
