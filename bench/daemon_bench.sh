@@ -40,9 +40,9 @@ H="Authorization: Bearer $TOK"
 
 # a 1,000-step pipeline: a loop of tiny steps
 cat >"$T/wide.kfp" <<'KFP'
-pipeline wide(n: int = 1000) {
+pipeline wide() {
   parallelism 2
-  for i in 1..n {
+  for i in 1..1000 {
     step work {
       image "busybox:1.36"
       timeout 1m
@@ -59,6 +59,7 @@ curl -sf -H "$H" --data-binary @"$T/upload.json" "$URL/api/v1/pipelines" >/dev/n
 RUN=$(curl -sf -H "$H" -d '{"pipeline":"wide"}' "$URL/api/v1/runs" | j '["id"]')
 sleep 1
 BODY=$(curl -sf -H "$H" "$URL/api/v1/runs/$RUN")
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 echo "run $RUN, body ${#BODY} bytes: $(echo "$BODY" | j '.get("progress")')"
 
 w() { wrk -t2 -c64 -d"${DUR}s" --latency "$@" 2>&1; }
@@ -69,7 +70,7 @@ echo "== GET /api/v1/runs/{id} during the 1,000-step run (wrk -t2 -c64 -d${DUR}s
 w -H "$H" "$URL/api/v1/runs/$RUN" >"$T/get.txt"
 K_RPS=$(rps <"$T/get.txt"); K_P99=$(p99 <"$T/get.txt")
 echo "kfpd:  $K_RPS req/s, p99 $K_P99"
-echo "progress after: $(curl -sf -H "$H" "$URL/api/v1/runs/$RUN" | j '.get("progress")')"
+echo "progress after: $(curl -s -H "$H" "$URL/api/v1/runs/$RUN" | j '.get("progress")' 2>/dev/null || true)"
 
 echo "== peer: Python http.server (ThreadingHTTPServer, HTTP/1.1) with the same body"
 printf '%s\n' "$BODY" >"$T/body.json"
@@ -87,7 +88,11 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+class S(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    def handle_error(self, request, client_address):
+        pass  # wrk resets its connections at the end
+S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 PIDS="$PIDS $!"
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PP/" >/dev/null && break; sleep 0.1; done

@@ -37,7 +37,7 @@ if [ -z "${DOCKER_HOST:-}" ] || ! docker version >/dev/null 2>&1; then
 	export DOCKER_HOST
 	started=1
 fi
-"$root/scripts/images.sh" --cache "$work/images" >/dev/null
+"$root/scripts/images.sh" --cache "$work/images" busybox >/dev/null
 
 # the pipeline: N independent steps
 gen() {

@@ -8,7 +8,8 @@
 #
 # The kfpc side is a tiny C driver built here against engine/store.c (the exact code `kfpc run`
 # uses); each iteration is one store_step_put = one LMDB write transaction, like the
-# scheduler's state changes. A second kfpc line batches 64 changes per commit (group commit).
+# scheduler's state changes. A second kfpc line batches 64 changes per commit (group commit),
+# a third flushes every commit to disk (KFPC_STORE_SYNC=1, fewer records).
 set -euo pipefail
 N=${1:-20000}
 SRC=${KFPC_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -55,6 +56,8 @@ cc -std=c11 -D_GNU_SOURCE -O2 -iquote "$SRC/engine" $(pkg-config --cflags json-c
 
 kfpc_us=$("$TMP/drv" "$TMP/s1" "$N" 1)
 kfpc_batch_us=$("$TMP/drv" "$TMP/s2" "$N" 64)
+NSYNC=$(( N / 20 > 200 ? N / 20 : 200 ))
+kfpc_sync_us=$(KFPC_STORE_SYNC=1 "$TMP/drv" "$TMP/s3" "$NSYNC" 1)
 sqlite_us=$(/usr/bin/python3 - "$TMP/b.sqlite" "$N" <<'PY'
 import json, sqlite3, sys, time
 path, n = sys.argv[1], int(sys.argv[2])
@@ -75,5 +78,6 @@ PY
 printf '%-44s %10s\n' "one step-state commit ($N records)" "us/commit"
 printf '%-44s %10s\n' "kfpc store (LMDB, 1 txn per change)" "$kfpc_us"
 printf '%-44s %10s\n' "kfpc store (LMDB, group commit of 64)" "$kfpc_batch_us"
+printf '%-44s %10s\n' "kfpc store (KFPC_STORE_SYNC=1, $NSYNC records)" "$kfpc_sync_us"
 printf '%-44s %10s\n' "SQLite via python3 (WAL, synchronous=off)" "$sqlite_us"
 awk -v a="$kfpc_us" -v b="$sqlite_us" 'BEGIN { printf "ratio kfpc/sqlite: %.2f (lower is better)\n", a / b }'

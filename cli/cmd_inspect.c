@@ -255,7 +255,9 @@ int cmd_runs(int argc, char **argv)
 		store_close(st);
 		return rc;
 	}
-	if (o.json) {
+	if (o.json && n == 0) {
+		printf("[]\n");
+	} else if (o.json) {
 		json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < n; i++)
 			json_object_array_add(arr, run_json(runs[i]));

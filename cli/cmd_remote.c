@@ -14,7 +14,14 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+/* Runs remote command ARGV[0] against SERVER (NULL: $KFPC_SERVER, else the config file's
+ * "server"). Returns the exit code. ARGV is reordered in place (--json removed). */
 int cmd_remote(int argc, char **argv, const char *server);
+
+/* The subcommand-table form: `kfpc remote COMMAND ...` (argv[0] = "remote"). */
+int cmd_remote_main(int argc, char **argv);
+
+/* Returns 1 if NAME is a command cmd_remote knows. */
 int cmd_remote_wants(const char *name);
 
 static const char remote_usage[] =
@@ -778,6 +785,8 @@ int cmd_remote(int argc, char **argv, const char *server)
 		c.token = strdup(getenv("KFPC_TOKEN"));
 	if (server)
 		srv = strdup(server);
+	else if (getenv("KFPC_SERVER") && *getenv("KFPC_SERVER"))
+		srv = strdup(getenv("KFPC_SERVER"));
 	read_config(&srv, &c.token);
 	if (!srv) {
 		fprintf(stderr, "kfpc: no server: give --server URL or 'server = URL' in the config\n");
@@ -827,4 +836,9 @@ out:
 		free(c.token);
 	}
 	return rc;
+}
+
+int cmd_remote_main(int argc, char **argv)
+{
+	return cmd_remote(argc - 1, argv + 1, NULL);
 }

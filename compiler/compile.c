@@ -7,11 +7,31 @@
  * Nothing is printed here: diagnostics stay in the caller's struct diag. */
 #include "compile.h"
 
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
 #include "diag.h"
 #include "sema.h"
 #include "source.h"
 
 enum backend { BACKEND_IR, BACKEND_DOT };
+
+/* KFPC_TIMING=1 prints the CPU time of each stage on stderr (for bench/compile_bench.sh). */
+static void stage(const char *name, struct timespec *t0)
+{
+	struct timespec t1;
+	struct rusage ru;
+
+	if (!getenv("KFPC_TIMING"))
+		return;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+	getrusage(RUSAGE_SELF, &ru);
+	fprintf(stderr, "kfpc: %-6s %8.3f s cpu, max rss %ld MB\n", name,
+		(double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9,
+		ru.ru_maxrss / 1024);
+	*t0 = t1;
+}
 
 static int run(const char *path, const struct compile_opts *o, struct diag *d, FILE *out,
 	       enum backend be)
@@ -19,9 +39,12 @@ static int run(const char *path, const struct compile_opts *o, struct diag *d, F
 	struct src_program *prog = NULL;
 	struct sema *s = NULL;
 	int rc, lrc;
+	struct timespec t0;
 
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
 	diag_set_werror(d, o && o->werror);
 	rc = src_load(path, d, &prog);
+	stage("parse", &t0);
 	if (rc == 2 || rc < 0 || !prog) {
 		src_free(prog);
 		return 2;
@@ -36,6 +59,7 @@ static int run(const char *path, const struct compile_opts *o, struct diag *d, F
 		src_free(prog);
 		return 2;
 	}
+	stage("check", &t0);
 	if (diag_errors(d) || !s->entry) {
 		rc = 1;
 		goto out;
@@ -45,6 +69,7 @@ static int run(const char *path, const struct compile_opts *o, struct diag *d, F
 		rc = 2;
 	else
 		rc = 0;
+	stage("emit", &t0);
 out:
 	sema_free(s);
 	src_free(prog);

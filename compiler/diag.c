@@ -513,7 +513,7 @@ static int print_json(const struct diag *d, FILE *out, const struct entry **v, s
 		}
 		json_loc(d, o, e->loc);
 		json_object_object_add(o, "severity", json_object_new_string(sev));
-		json_object_object_add(o, "code", json_object_new_string(e->code));
+		json_object_object_add(o, "code", e->code[0] ? json_object_new_string(e->code) : NULL);
 		json_object_object_add(o, "message", json_object_new_string(e->msg ? e->msg : ""));
 		for (int j = 0; j < e->nnotes; j++) {
 			struct json_object *no = json_object_new_object();

@@ -309,9 +309,9 @@ static void edges(struct gw *w, const struct sbody *b)
 		edges_val(w, n, n->items);
 		for (int j = 0; j < n->ninputs; j++)
 			edges_val(w, n, n->inputs[j].value);
-		if (n->kind != SN_LOOP && n->props)
-			for (int j = 0; j < n->props->nafter; j++) {
-				const struct snode *t = stab_get(n->pipe->steps, n->props->after[j].name);
+		if (n->kind != SN_LOOP && n->own)
+			for (int j = 0; j < n->own->nafter; j++) {
+				const struct snode *t = stab_get(n->pipe->steps, n->own->after[j].name);
 				if (t)
 					edge(w, t, n, "dashed");
 			}

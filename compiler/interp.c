@@ -104,7 +104,7 @@ static void check_ph(void *ctx, const struct interp_ph *ph)
 {
 	struct chk *c = ctx;
 	struct sema *s = c->s;
-	struct loc loc = sema_string_loc(s, c->e, ph->off, ph->len, 1);
+#define PHLOC sema_string_loc(s, c->e, ph->off, ph->len, 1) /* computed only when reporting */
 	const char *tmpl = c->e->u.str.tmpl;
 	int plen = (int)ph->len;
 	const char *ptext = tmpl + ph->off;
@@ -112,7 +112,7 @@ static void check_ph(void *ctx, const struct interp_ph *ph)
 	if (ph->malformed) {
 		if (c->mode == CHK_PIPE)
 			return;
-		diag_error(s->d, "E601", loc, "malformed placeholder '%.*s' (expected {{NAME.FIELD}}; "
+		diag_error(s->d, "E601", PHLOC, "malformed placeholder '%.*s' (expected {{NAME.FIELD}}; "
 			   "write \\{ for a literal brace)", plen > 60 ? 60 : plen, ptext);
 		return;
 	}
@@ -122,7 +122,7 @@ static void check_ph(void *ctx, const struct interp_ph *ph)
 			return;
 		if (!has_port(in ? c->inputs : c->outputs, in ? c->ninputs : c->noutputs, ph->field,
 			      ph->fieldlen))
-			diag_error(s->d, "E601", loc, "unknown placeholder '%.*s': %s has no %s '%.*s'",
+			diag_error(s->d, "E601", PHLOC, "unknown placeholder '%.*s': %s has no %s '%.*s'",
 				   plen, ptext, c->where, in ? "input" : "output", (int)ph->fieldlen,
 				   ph->field);
 		return;
@@ -142,9 +142,9 @@ static void check_ph(void *ctx, const struct interp_ph *ph)
 			diag_error(s->d, "E601", c->step->ast->callee.loc,
 				   "component '%s' uses '%.*s', but pipeline '%s' has no parameter '%s'",
 				   c->step->comp->name, plen, ptext, c->pipe->name, name);
-			diag_note(s->d, loc, "the placeholder is here");
+			diag_note(s->d, PHLOC, "the placeholder is here");
 		} else {
-			diag_error(s->d, "E601", loc, "unknown placeholder '%.*s': pipeline '%s' has no "
+			diag_error(s->d, "E601", PHLOC, "unknown placeholder '%.*s': pipeline '%s' has no "
 				   "parameter '%s'", plen, ptext, c->pipe ? c->pipe->name : "?", name);
 		}
 		return;
@@ -158,30 +158,31 @@ static void check_ph(void *ctx, const struct interp_ph *ph)
 					   "component '%s' uses {{run.status}}, which only a finally step "
 					   "can use; '%s' is not a finally step", c->step->comp->name,
 					   c->step->name);
-				diag_note(s->d, loc, "{{run.status}} is used here");
+				diag_note(s->d, PHLOC, "{{run.status}} is used here");
 			} else {
-				diag_error(s->d, "E304", loc, "{{run.status}} can only be used in a "
+				diag_error(s->d, "E304", PHLOC, "{{run.status}} can only be used in a "
 					   "finally step");
 			}
 			return;
 		}
 		if (c->mode != CHK_PIPE && !eq(ph->field, ph->fieldlen, "id") &&
 		    !eq(ph->field, ph->fieldlen, "name"))
-			diag_error(s->d, "E601", loc, "unknown placeholder '%.*s' (run has id, name and "
+			diag_error(s->d, "E601", PHLOC, "unknown placeholder '%.*s' (run has id, name and "
 				   "status)", plen, ptext);
 		return;
 	}
 	if (eq(ph->ns, ph->nslen, "step")) {
 		if (c->mode != CHK_PIPE && !eq(ph->field, ph->fieldlen, "name") &&
 		    !eq(ph->field, ph->fieldlen, "attempt"))
-			diag_error(s->d, "E601", loc, "unknown placeholder '%.*s' (step has name and "
+			diag_error(s->d, "E601", PHLOC, "unknown placeholder '%.*s' (step has name and "
 				   "attempt)", plen, ptext);
 		return;
 	}
 	if (c->mode != CHK_PIPE)
-		diag_error(s->d, "E601", loc, "unknown placeholder '%.*s' (expected inputs.X, "
+		diag_error(s->d, "E601", PHLOC, "unknown placeholder '%.*s' (expected inputs.X, "
 			   "outputs.X, params.X, run.id, run.name, run.status, step.name or "
 			   "step.attempt)", plen, ptext);
+#undef PHLOC
 }
 
 static void scan_expr(struct chk *c, const struct ast_expr *e)

@@ -22,7 +22,8 @@ static void lint_body(struct sema *s, struct spipe *p, struct sbody *b)
 					diag_warning(s->d, "W002", n->outputs[j].loc,
 						     "output '%s' of step '%s' is never used",
 						     n->outputs[j].name, n->name);
-		if (n->props && !n->props->has_timeout && !p->timeout_ms)
+		struct sprops buf;
+		if (n->checked && !sema_node_props(s, n, &buf)->has_timeout && !p->timeout_ms)
 			diag_warning(s->d, "W004", n->name_loc,
 				     "step '%s' has no timeout (set one on the step, its component, in "
 				     "defaults, or for the pipeline)", n->name);

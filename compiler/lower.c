@@ -23,6 +23,25 @@
 
 #define JFLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
+/* The members of a step that depend only on its properties, shared with the previous step when
+ * equal (consecutive steps usually share defaults). */
+struct propkey {
+	const char *image;
+	const struct skv *env;
+	int nenv;
+	int has_cpu, has_memory, has_gpu;
+	const char *cpu, *memory;
+	int64_t gpu;
+	int has_retry;
+	int64_t limit, backoff, maxb;
+	double factor;
+	unsigned on;
+	int64_t timeout;
+	int has_cache, enabled;
+	int64_t max_age;
+};
+
+
 struct lw {
 	struct sema *s;
 	FILE *f;
@@ -32,9 +51,55 @@ struct lw {
 	char *idbuf;
 	size_t idcap;
 	json_object *retry_default;
+	/* caches: json-c objects shared (by reference count) between the nodes that need the same
+	 * value; every one is put once at the end */
+	struct stab *strings;       /* short strings (names, types, kinds) -> json string */
+	json_object **owned;        /* every object in the caches, for freeing */
+	int nowned, capowned;
+	json_object *empty_array, *empty_object;
+	struct propkey last;        /* the key of the cached member texts below */
+	int have_last;
+	char *image_str, *env_str, *res_str, *retry_str, *timeout_str, *cache_str;
+	char *place_empty;          /* {"node_selector":{},"tolerations":[],"labels":{}} */
+	char **file_strs;           /* per diag file id: the path, serialized */
+	json_object *sstr, *sint;   /* scratch scalars, re-set for each value */
+	json_object **file_objs;    /* per diag file id: the path as a json string */
+	int nfile_objs;
 };
 
 /* ---- small builders -------------------------------------------------------------------------- */
+
+static void own(struct lw *w, json_object *o)
+{
+	if (w->nowned == w->capowned) {
+		int ncap = w->capowned ? w->capowned * 2 : 64;
+		json_object **n = realloc(w->owned, (size_t)ncap * sizeof *n);
+		if (!n) {
+			w->err = 1;
+			return;
+		}
+		w->owned = n;
+		w->capowned = ncap;
+	}
+	w->owned[w->nowned++] = o;
+}
+
+/* A new reference to the json string S, shared between all users of the same text. Used for
+ * the small set of recurring strings (names, types, kinds, "step"). */
+static json_object *jconst(struct lw *w, const char *s)
+{
+	json_object *o = w->strings ? stab_get(w->strings, s) : NULL;
+
+	if (!o) {
+		o = json_object_new_string(s);
+		if (!o)
+			return NULL;
+		own(w, o);
+		if (w->strings && stab_put(w->strings, json_object_get_string(o), o) < 0)
+			w->err = 1;
+	}
+	return json_object_get(o);
+}
 
 static json_object *jstr(const char *s)
 {
@@ -66,25 +131,31 @@ static json_object *jseconds(int64_t ms)
 
 static json_object *jloc(struct lw *w, struct loc l)
 {
-	json_object *o = json_object_new_object();
-	const char *p = diag_file_path(w->s->d, l.file);
+	json_object *o = json_object_new_object(), *fo = NULL;
 
-	json_object_object_add(o, "file", json_object_new_string(p ? p : ""));
+	if (l.file >= 0 && l.file < w->nfile_objs) {
+		if (!w->file_objs[l.file]) {
+			const char *p = diag_file_path(w->s->d, l.file);
+			w->file_objs[l.file] = json_object_new_string(p ? p : "");
+		}
+		fo = json_object_get(w->file_objs[l.file]);
+	}
+	json_object_object_add(o, "file", fo ? fo : json_object_new_string(""));
 	json_object_object_add(o, "line", json_object_new_int(l.line));
 	json_object_object_add(o, "col", json_object_new_int(l.col));
 	return o;
 }
 
-static json_object *jtype(const struct type *t)
+static json_object *jtype(struct lw *w, const struct type *t)
 {
 	char buf[256];
 
-	return json_object_new_string(type_name(t, buf, sizeof buf));
+	return jconst(w, type_name(t, buf, sizeof buf));
 }
 
-static json_object *jkind(const struct type *t)
+static json_object *jkind(struct lw *w, const struct type *t)
 {
-	return json_object_new_string(type_is_artifact(t) ? "artifact" : "param");
+	return jconst(w, type_is_artifact(t) ? "artifact" : "param");
 }
 
 /* A literal as JSON, converted to type T where T asks for floats. */
@@ -149,16 +220,16 @@ static json_object *jvalue(struct lw *w, const struct sval *v)
 		json_object_object_add(o, "const", jlit(v->lit, v->type));
 		break;
 	case SV_PARAM:
-		json_object_object_add(o, "param", json_object_new_string(v->name));
+		json_object_object_add(o, "param", jconst(w, v->name));
 		break;
 	case SV_VAR:
-		json_object_object_add(o, "var", json_object_new_string(v->name));
+		json_object_object_add(o, "var", jconst(w, v->name));
 		break;
 	case SV_OUTPUT:
 	case SV_COLLECT:
 		r = json_object_new_object();
 		json_object_object_add(r, "node", json_object_new_string(node_id(w, v->node)));
-		json_object_object_add(r, "name", json_object_new_string(v->name));
+		json_object_object_add(r, "name", jconst(w, v->name));
 		json_object_object_add(o, v->kind == SV_OUTPUT ? "output" : "collect", r);
 		break;
 	case SV_RANGE:
@@ -268,9 +339,9 @@ static json_object *jinputs(struct lw *w, const struct sport *p, int n)
 
 	for (int i = 0; i < n; i++) {
 		json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(p[i].name));
-		json_object_object_add(o, "type", jtype(p[i].type));
-		json_object_object_add(o, "kind", jkind(p[i].type));
+		json_object_object_add(o, "name", jconst(w, p[i].name));
+		json_object_object_add(o, "type", jtype(w, p[i].type));
+		json_object_object_add(o, "kind", jkind(w, p[i].type));
 		json_object_object_add(o, "value", jvalue(w, p[i].value));
 		json_object_array_add(a, o);
 	}
@@ -306,56 +377,280 @@ static void indent(struct lw *w, int depth)
 		put(w, "  ");
 }
 
-static json_object *step_object(struct lw *w, const struct snode *n)
-{
-	const struct sprops *p = n->props;
-	json_object *o = json_object_new_object(), *x, *a;
+/* ---- streaming a step ------------------------------------------------------------------------
+ *
+ * Steps are the bulk of an IR, so a step is written member by member: the member names and
+ * punctuation are written here, every value is encoded by json-c (scalars through reusable
+ * scratch objects, everything else as small objects). Members that depend only on the step's
+ * properties are serialized once and reused while consecutive steps share them. */
 
-	json_object_object_add(o, "id", json_object_new_string(node_id(w, n)));
-	json_object_object_add(o, "kind", json_object_new_string("step"));
-	json_object_object_add(o, "loc", jloc(w, n->loc));
-	json_object_object_add(o, "deps", jdeps(w, n));
-	json_object_object_add(o, "when", jwhen(w, n));
-	json_object_object_add(o, "doc", jstr(n->doc));
-	json_object_object_add(o, "component", n->comp ? jstr(n->sub_display) : NULL);
-	json_object_object_add(o, "image", jstr(p->image));
-	if (p->cmd == CMD_RUN) {
-		a = json_object_new_array_ext(p->nrun);
-		for (int i = 0; i < p->nrun; i++)
-			json_object_array_add(a, jtmpl(p->run[i]));
-		json_object_object_add(o, "command", a);
-		json_object_object_add(o, "script", NULL);
+static void put_jstr_len(struct lw *w, const char *s, size_t len)
+{
+	if (!s) {
+		put(w, "null");
+		return;
+	}
+	if (json_object_set_string_len(w->sstr, s, (int)len) != 1) {
+		w->err = 1;
+		return;
+	}
+	put(w, json_object_to_json_string_ext(w->sstr, JFLAGS));
+}
+
+static void put_jstr(struct lw *w, const char *s)
+{
+	put_jstr_len(w, s, s ? strlen(s) : 0);
+}
+
+static void put_jint(struct lw *w, int64_t v)
+{
+	json_object_set_int64(w->sint, v);
+	put(w, json_object_to_json_string_ext(w->sint, JFLAGS));
+}
+
+/* Serialized text of O (consumed), malloc'd; NULL when out of memory. */
+static char *jtext(json_object *o)
+{
+	char *t = strdup(o ? json_object_to_json_string_ext(o, JFLAGS) : "null");
+
+	json_object_put(o);
+	return t;
+}
+
+static void put_cached(struct lw *w, char **slot, json_object *fresh)
+{
+	free(*slot);
+	if (!(*slot = jtext(fresh)))
+		w->err = 1;
+	else
+		put(w, *slot);
+}
+
+static void put_loc(struct lw *w, struct loc l)
+{
+	put(w, "{\"file\":");
+	if (l.file >= 0 && l.file < w->nfile_objs) {
+		if (!w->file_strs[l.file]) {
+			const char *p = diag_file_path(w->s->d, l.file);
+			json_object *o = json_object_new_string(p ? p : "");
+			if (!(w->file_strs[l.file] = jtext(o))) {
+				w->err = 1;
+				return;
+			}
+		}
+		put(w, w->file_strs[l.file]);
 	} else {
-		json_object_object_add(o, "command", NULL);
-		x = json_object_new_object();
-		a = json_object_new_array_ext(p->ninterp);
-		for (int i = 0; i < p->ninterp; i++)
-			json_object_array_add(a, json_object_new_string(p->interp[i]));
-		json_object_object_add(x, "interpreter", a);
-		json_object_object_add(x, "text", jtmpl(p->script));
-		json_object_object_add(o, "script", x);
+		put(w, "\"\"");
 	}
-	a = json_object_new_array_ext(p->nenv);
-	for (int i = 0; i < p->nenv; i++) {
-		x = json_object_new_object();
-		json_object_object_add(x, "name", json_object_new_string(p->env[i].key));
-		if (p->env[i].secret)
-			json_object_object_add(x, "secret", json_object_new_string(p->env[i].secret));
-		else
-			json_object_object_add(x, "value", jtmpl(p->env[i].value));
-		json_object_array_add(a, x);
+	put(w, ",\"line\":");
+	put_jint(w, l.line);
+	put(w, ",\"col\":");
+	put_jint(w, l.col);
+	put(w, "}");
+}
+
+/* A template string (see jtmpl) straight to the output. */
+static void put_tmpl(struct lw *w, const struct ast_expr *e)
+{
+	const char *t;
+	size_t n, j = 0;
+	char *buf;
+
+	if (!e) {
+		put(w, "null");
+		return;
 	}
-	json_object_object_add(o, "env", a);
-	json_object_object_add(o, "workdir", p->has_workdir ? jtmpl(p->workdir) : NULL);
-	x = json_object_new_object();
-	json_object_object_add(x, "cpu", p->has_cpu ? jstr(p->cpu) : NULL);
-	json_object_object_add(x, "cpu_milli", json_object_new_int64(p->has_cpu ? p->cpu_milli : 0));
-	json_object_object_add(x, "memory", p->has_memory ? jstr(p->memory) : NULL);
-	json_object_object_add(x, "memory_bytes",
-			       json_object_new_int64(p->has_memory ? p->memory_bytes : 0));
-	json_object_object_add(x, "gpu", json_object_new_int64(p->has_gpu ? p->gpu : 0));
-	json_object_object_add(o, "resources", x);
+	t = e->u.str.tmpl;
+	n = e->u.str.tmpl_len;
+	if (!memchr(t, '\\', n)) {
+		put_jstr_len(w, t, n);
+		return;
+	}
+	if (!(buf = malloc(n + 1))) {
+		w->err = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (t[i] == '\\' && i + 1 < n && t[i + 1] == '\\')
+			i++;
+		buf[j++] = t[i];
+	}
+	put_jstr_len(w, buf, j);
+	free(buf);
+}
+
+static void put_value(struct lw *w, const struct sval *v)
+{
+	switch (v->kind) {
+	case SV_PARAM:
+		put(w, "{\"param\":");
+		put_jstr(w, v->name);
+		put(w, "}");
+		return;
+	case SV_VAR:
+		put(w, "{\"var\":");
+		put_jstr(w, v->name);
+		put(w, "}");
+		return;
+	case SV_OUTPUT:
+	case SV_COLLECT:
+		put(w, v->kind == SV_OUTPUT ? "{\"output\":{\"node\":" : "{\"collect\":{\"node\":");
+		put_jstr(w, node_id(w, v->node));
+		put(w, ",\"name\":");
+		put_jstr(w, v->name);
+		put(w, "}}");
+		return;
+	case SV_CONST:
+		if (v->lit->kind == AST_EXPR_STRING) {
+			put(w, "{\"const\":");
+			put_jstr_len(w, v->lit->u.str.s, v->lit->u.str.len);
+			put(w, "}");
+			return;
+		}
+		if (v->lit->kind == AST_EXPR_INT && !(v->type && v->type->kind == TYPE_FLOAT)) {
+			put(w, "{\"const\":");
+			put_jint(w, v->lit->u.i);
+			put(w, "}");
+			return;
+		}
+		/* fall through */
+	default:
+		put_json(w, jvalue(w, v));
+	}
+}
+
+static void put_inputs(struct lw *w, const struct sport *p, int n)
+{
+	put(w, "[");
+	for (int i = 0; i < n; i++) {
+		char tn[256];
+		put(w, i ? ",{\"name\":" : "{\"name\":");
+		put_jstr(w, p[i].name);
+		put(w, ",\"type\":");
+		put_jstr(w, type_name(p[i].type, tn, sizeof tn));
+		put(w, type_is_artifact(p[i].type) ? ",\"kind\":\"artifact\",\"value\":" :
+						     ",\"kind\":\"param\",\"value\":");
+		put_value(w, p[i].value);
+		put(w, "}");
+	}
+	put(w, "]");
+}
+
+static void put_step(struct lw *w, const struct snode *n)
+{
+	struct sprops buf;
+	const struct sprops *p = sema_node_props(w->s, n, &buf);
+	struct propkey k, last = w->last;
+	int have = w->have_last;
+	json_object *x, *a;
+
+	memset(&k, 0, sizeof k);
+	k.image = p->image;
+	k.env = p->env;
+	k.nenv = p->nenv;
+	k.has_cpu = p->has_cpu;
+	k.cpu = p->has_cpu ? p->cpu : NULL;
+	k.has_memory = p->has_memory;
+	k.memory = p->has_memory ? p->memory : NULL;
+	k.has_gpu = p->has_gpu;
+	k.gpu = p->has_gpu ? p->gpu : 0;
+	k.has_retry = p->has_retry;
 	if (p->has_retry) {
+		k.limit = p->retry_limit;
+		k.backoff = p->backoff_ms;
+		k.maxb = p->max_backoff_ms;
+		k.factor = p->factor;
+		k.on = p->retry_on;
+	}
+	k.timeout = p->has_timeout ? p->timeout_ms : 0;
+	k.has_cache = p->has_cache;
+	k.enabled = p->has_cache ? p->cache_enabled : 1;
+	k.max_age = p->has_cache ? p->cache_max_age_ms : 0;
+
+	put(w, "{\"id\":");
+	put_jstr(w, node_id(w, n));
+	put(w, ",\"kind\":\"step\",\"loc\":");
+	put_loc(w, n->loc);
+	put(w, ",\"deps\":[");
+	for (int i = 0; i < n->ndeps; i++) {
+		if (i)
+			put(w, ",");
+		put_jstr(w, node_id(w, n->deps[i].node));
+	}
+	put(w, "],\"when\":");
+	put_json(w, jwhen(w, n));
+	put(w, ",\"doc\":");
+	put_jstr(w, n->doc);
+	put(w, ",\"component\":");
+	put_jstr(w, n->comp ? n->sub_display : NULL);
+	put(w, ",\"image\":");
+	if (have && k.image == last.image && w->image_str)
+		put(w, w->image_str);
+	else
+		put_cached(w, &w->image_str, jstr(p->image));
+	if (p->cmd == CMD_RUN) {
+		put(w, ",\"command\":[");
+		for (int i = 0; i < p->nrun; i++) {
+			if (i)
+				put(w, ",");
+			put_tmpl(w, p->run[i]);
+		}
+		put(w, "],\"script\":null");
+	} else {
+		put(w, ",\"command\":null,\"script\":{\"interpreter\":[");
+		for (int i = 0; i < p->ninterp; i++) {
+			if (i)
+				put(w, ",");
+			put_jstr(w, p->interp[i]);
+		}
+		put(w, "],\"text\":");
+		put_tmpl(w, p->script);
+		put(w, "}");
+	}
+	put(w, ",\"env\":");
+	if (have && k.env == last.env && k.nenv == last.nenv && w->env_str) {
+		put(w, w->env_str);
+	} else {
+		a = json_object_new_array_ext(p->nenv);
+		for (int i = 0; i < p->nenv; i++) {
+			x = json_object_new_object();
+			json_object_object_add(x, "name", json_object_new_string(p->env[i].key));
+			if (p->env[i].secret)
+				json_object_object_add(x, "secret", json_object_new_string(p->env[i].secret));
+			else
+				json_object_object_add(x, "value", jtmpl(p->env[i].value));
+			json_object_array_add(a, x);
+		}
+		put_cached(w, &w->env_str, a);
+	}
+	put(w, ",\"workdir\":");
+	if (p->has_workdir)
+		put_tmpl(w, p->workdir);
+	else
+		put(w, "null");
+	put(w, ",\"resources\":");
+	if (have && k.has_cpu == last.has_cpu && k.cpu == last.cpu &&
+	    k.has_memory == last.has_memory && k.memory == last.memory && k.has_gpu == last.has_gpu &&
+	    k.gpu == last.gpu && w->res_str) {
+		put(w, w->res_str);
+	} else {
+		x = json_object_new_object();
+		json_object_object_add(x, "cpu", p->has_cpu ? jstr(p->cpu) : NULL);
+		json_object_object_add(x, "cpu_milli", json_object_new_int64(p->has_cpu ? p->cpu_milli : 0));
+		json_object_object_add(x, "memory", p->has_memory ? jstr(p->memory) : NULL);
+		json_object_object_add(x, "memory_bytes",
+				       json_object_new_int64(p->has_memory ? p->memory_bytes : 0));
+		json_object_object_add(x, "gpu", json_object_new_int64(p->has_gpu ? p->gpu : 0));
+		put_cached(w, &w->res_str, x);
+	}
+	put(w, ",\"retry\":");
+	if (have && k.has_retry == last.has_retry && k.limit == last.limit &&
+	    k.backoff == last.backoff && k.maxb == last.maxb && k.factor == last.factor &&
+	    k.on == last.on && w->retry_str) {
+		put(w, w->retry_str);
+	} else if (!p->has_retry) {
+		put_cached(w, &w->retry_str, json_object_get(w->retry_default));
+	} else {
 		static const char *const kinds[] = {"error", "timeout", "oom", "infra"};
 		x = json_object_new_object();
 		json_object_object_add(x, "limit", json_object_new_int64(p->retry_limit));
@@ -367,16 +662,23 @@ static json_object *step_object(struct lw *w, const struct snode *n)
 			if (p->retry_on & (1u << i))
 				json_object_array_add(a, json_object_new_string(kinds[i]));
 		json_object_object_add(x, "on", a);
-		json_object_object_add(o, "retry", x);
-	} else {
-		json_object_object_add(o, "retry", json_object_get(w->retry_default));
+		put_cached(w, &w->retry_str, x);
 	}
-	json_object_object_add(o, "timeout", jseconds(p->has_timeout ? p->timeout_ms : 0));
-	x = json_object_new_object();
-	json_object_object_add(x, "enabled",
-			       json_object_new_boolean(p->has_cache ? p->cache_enabled : 1));
-	json_object_object_add(x, "max_age", jseconds(p->has_cache ? p->cache_max_age_ms : 0));
-	json_object_object_add(o, "cache", x);
+	put(w, ",\"timeout\":");
+	if (have && k.timeout == last.timeout && w->timeout_str)
+		put(w, w->timeout_str);
+	else
+		put_cached(w, &w->timeout_str, jseconds(k.timeout));
+	put(w, ",\"cache\":");
+	if (have && k.enabled == last.enabled && k.max_age == last.max_age && w->cache_str) {
+		put(w, w->cache_str);
+	} else {
+		x = json_object_new_object();
+		json_object_object_add(x, "enabled", json_object_new_boolean(k.enabled));
+		json_object_object_add(x, "max_age", jseconds(k.max_age));
+		put_cached(w, &w->cache_str, x);
+	}
+	put(w, ",\"placement\":");
 	x = json_object_new_object();
 	json_object_object_add(x, "node_selector", jkv(p->node_selector, p->nnode_selector));
 	a = json_object_new_array_ext(p->ntolerations);
@@ -390,31 +692,48 @@ static json_object *step_object(struct lw *w, const struct snode *n)
 	}
 	json_object_object_add(x, "tolerations", a);
 	json_object_object_add(x, "labels", jkv(p->labels, p->nlabels));
-	json_object_object_add(o, "placement", x);
-	a = json_object_new_array_ext(p->nvolumes);
-	for (int i = 0; i < p->nvolumes; i++) {
-		json_object *v = json_object_new_object();
-		json_object_object_add(v, "name", jstr(p->volumes[i].name));
-		json_object_object_add(v, "mount", jstr(p->volumes[i].mount));
-		json_object_object_add(v, "readonly", json_object_new_boolean(p->volumes[i].readonly));
-		json_object_array_add(a, v);
+	if (!p->nnode_selector && !p->ntolerations && !p->nlabels) {
+		json_object_put(x);
+		put(w, w->place_empty);
+	} else {
+		put_json(w, x);
 	}
-	json_object_object_add(o, "volumes", a);
-	json_object_object_add(o, "inputs", jinputs(w, n->inputs, n->ninputs));
-	a = json_object_new_array_ext(n->noutputs);
+	put(w, ",\"volumes\":");
+	if (!p->nvolumes) {
+		put(w, "[]");
+	} else {
+		x = json_object_new_array_ext(p->nvolumes);
+		for (int i = 0; i < p->nvolumes; i++) {
+			json_object *v = json_object_new_object();
+			json_object_object_add(v, "name", jstr(p->volumes[i].name));
+			json_object_object_add(v, "mount", jstr(p->volumes[i].mount));
+			json_object_object_add(v, "readonly",
+					       json_object_new_boolean(p->volumes[i].readonly));
+			json_object_array_add(x, v);
+		}
+		put_json(w, x);
+	}
+	put(w, ",\"inputs\":");
+	put_inputs(w, n->inputs, n->ninputs);
+	put(w, ",\"outputs\":[");
 	for (int i = 0; i < n->noutputs; i++) {
 		static const char *const from[] = {"path", "file", "stdout"};
 		const struct sport *op = &n->outputs[i];
-		x = json_object_new_object();
-		json_object_object_add(x, "name", json_object_new_string(op->name));
-		json_object_object_add(x, "type", jtype(op->type));
-		json_object_object_add(x, "kind", jkind(op->type));
-		json_object_object_add(x, "from", json_object_new_string(from[op->from]));
-		json_object_object_add(x, "path", op->from == FROM_FILE ? jstr(op->path) : NULL);
-		json_object_array_add(a, x);
+		char tn[256];
+		put(w, i ? ",{\"name\":" : "{\"name\":");
+		put_jstr(w, op->name);
+		put(w, ",\"type\":");
+		put_jstr(w, type_name(op->type, tn, sizeof tn));
+		put(w, type_is_artifact(op->type) ? ",\"kind\":\"artifact\",\"from\":" :
+						    ",\"kind\":\"param\",\"from\":");
+		put_jstr(w, from[op->from]);
+		put(w, ",\"path\":");
+		put_jstr(w, op->from == FROM_FILE ? op->path : NULL);
+		put(w, "}");
 	}
-	json_object_object_add(o, "outputs", a);
-	return o;
+	put(w, "]}");
+	w->last = k;
+	w->have_last = 1;
 }
 
 /* Writes O without its closing brace (the caller continues the object). */
@@ -457,7 +776,7 @@ static void put_node(struct lw *w, const struct snode *n, int depth)
 
 	indent(w, depth);
 	if (n->kind == SN_STEP) {
-		put_json(w, step_object(w, n));
+		put_step(w, n);
 		return;
 	}
 	o = json_object_new_object();
@@ -496,8 +815,8 @@ static void put_node(struct lw *w, const struct snode *n, int depth)
 			for (int i = 0; i < sub->noutputs; i++) {
 				json_object *x = json_object_new_object();
 				json_object_object_add(x, "name", json_object_new_string(sub->outputs[i].name));
-				json_object_object_add(x, "type", jtype(sub->outputs[i].type));
-				json_object_object_add(x, "kind", jkind(sub->outputs[i].type));
+				json_object_object_add(x, "type", jtype(w, sub->outputs[i].type));
+				json_object_object_add(x, "kind", jkind(w, sub->outputs[i].type));
 				json_object_object_add(x, "value", jvalue(w, sub->outputs[i].value));
 				json_object_array_add(a, x);
 			}
@@ -566,7 +885,7 @@ static json_object *jparam(struct lw *w, const struct sparam *p)
 	json_object *o = json_object_new_object(), *c = json_object_new_object();
 
 	json_object_object_add(o, "name", json_object_new_string(p->name));
-	json_object_object_add(o, "type", jtype(p->type));
+	json_object_object_add(o, "type", jtype(w, p->type));
 	json_object_object_add(o, "default", p->def ? jlit(p->def, p->type) : NULL);
 	json_object_object_add(o, "required", json_object_new_boolean(!p->def));
 	json_object_object_add(o, "doc", jstr(p->doc));
@@ -619,6 +938,22 @@ int lower_ir(struct sema *s, FILE *f)
 	json_object_array_add(a, json_object_new_string("infra"));
 	json_object_object_add(w.retry_default, "on", a);
 
+	w.strings = stab_new();
+	w.empty_array = json_object_new_array();
+	w.nfile_objs = diag_nfiles(s->d);
+	w.file_objs = calloc((size_t)(w.nfile_objs + 1), sizeof *w.file_objs);
+	w.file_strs = calloc((size_t)(w.nfile_objs + 1), sizeof *w.file_strs);
+	w.sstr = json_object_new_string("");
+	w.sint = json_object_new_int64(0);
+	{
+		json_object *pe = json_object_new_object();
+		json_object_object_add(pe, "node_selector", json_object_new_object());
+		json_object_object_add(pe, "tolerations", json_object_new_array());
+		json_object_object_add(pe, "labels", json_object_new_object());
+		w.place_empty = jtext(pe);
+	}
+	if (!w.strings || !w.file_objs || !w.file_strs || !w.sstr || !w.sint || !w.place_empty)
+		w.err = 1;
 	mark_pipe(p, 0);
 	for (int i = 0; i < p->nparams; i++)
 		mark_type(p->params[i].type);
@@ -666,8 +1001,8 @@ int lower_ir(struct sema *s, FILE *f)
 		const struct sport *o = &p->outputs[i];
 		json_object *x = json_object_new_object();
 		json_object_object_add(x, "name", json_object_new_string(o->name));
-		json_object_object_add(x, "type", jtype(o->type));
-		json_object_object_add(x, "kind", jkind(o->type));
+		json_object_object_add(x, "type", jtype(&w, o->type));
+		json_object_object_add(x, "kind", jkind(&w, o->type));
 		json_object_object_add(x, "value", jvalue(&w, o->value));
 		json_object_object_add(x, "doc", jstr(o->doc));
 		json_object_object_add(x, "loc", jloc(&w, o->loc));
@@ -677,6 +1012,26 @@ int lower_ir(struct sema *s, FILE *f)
 	put(&w, p->noutputs ? "\n  ]\n}\n" : "]\n}\n");
 	rc = w.err || ferror(f) ? -1 : 0;
 	json_object_put(w.retry_default);
+	json_object_put(w.empty_array);
+	for (int i = 0; i < w.nowned; i++)
+		json_object_put(w.owned[i]);
+	free(w.owned);
+	for (int i = 0; i < w.nfile_objs; i++)
+		json_object_put(w.file_objs[i]);
+	free(w.file_objs);
+	stab_free(w.strings);
+	for (int i = 0; i < w.nfile_objs; i++)
+		free(w.file_strs[i]);
+	free(w.file_strs);
+	free(w.image_str);
+	free(w.env_str);
+	free(w.res_str);
+	free(w.retry_str);
+	free(w.timeout_str);
+	free(w.cache_str);
+	free(w.place_empty);
+	json_object_put(w.sstr);
+	json_object_put(w.sint);
 	free(w.prefix);
 	free(w.idbuf);
 	return rc;

@@ -292,7 +292,7 @@ struct snode {
 	/* steps */
 	struct scomp *comp;
 	struct sprops *own;          /* the step's own properties (body or override block), or NULL */
-	const struct sprops *props;  /* merged: own > component > defaults (never NULL once checked) */
+	int checked;                 /* steps: passed pass 2 (sema_node_props() is meaningful) */
 	struct sport *inputs;
 	int ninputs;
 	struct sport *outputs;       /* also a sub-pipeline's outputs (borrowed from the spipe) */
@@ -333,6 +333,7 @@ struct spipe {
 	int nnodes;
 	int state;                   /* 0 unchecked, 1 checking, 2 checked (bodies) */
 	int visit;                   /* recursion detection */
+	int64_t size;                /* nodes when instantiated, sub-pipelines expanded (0: unknown) */
 	int error;
 };
 
@@ -348,6 +349,7 @@ struct sema {
 	struct arttype **usertypes;  /* every user artifact type, declaration order */
 	int nusertypes;
 	struct spipe *entry;         /* chosen entry pipeline, or NULL */
+	int64_t expanded;            /* nodes in the entry's IR (sub-pipelines expanded) */
 	int oom;
 };
 
@@ -437,9 +439,14 @@ void sema_prop(struct sctx *cx, struct sprops *out, struct propseen *seen,
 	       const struct ast_prop *p, enum prop_where where);
 
 /* Returns STEP over COMP over DEFS (any may be NULL): one of them when only one is non-NULL,
- * else a merged copy in the arena. Never NULL (an empty static set when all are NULL). */
-const struct sprops *sema_props_merge(struct sema *s, const struct sprops *defs,
+ * else the merge written into *BUF. Never NULL (an empty static set when all are NULL). Merged
+ * key/value lists are allocated from the arena. */
+const struct sprops *sema_props_merge(struct sema *s, struct sprops *buf, const struct sprops *defs,
 				      const struct sprops *comp, const struct sprops *step);
+
+/* The effective properties of step N (own > component > pipeline defaults), computed on demand
+ * into *BUF (merged properties are not stored per step: a 1M-step pipeline stays small). */
+const struct sprops *sema_node_props(struct sema *s, const struct snode *n, struct sprops *buf);
 
 /* Declares output AO of a component or inline step into *O (type, from, path). */
 void sema_output_decl(struct sctx *cx, struct sport *o, const struct ast_output *ao);
@@ -447,8 +454,12 @@ void sema_output_decl(struct sctx *cx, struct sport *o, const struct ast_output 
 /* Returns 1 when the string literal E is a duration-free string literal; helpers for props. */
 int sema_is_string(const struct ast_expr *e);
 
+/* Largest IR the compiler emits, counting nodes with sub-pipelines expanded (E406 beyond). */
+#define SEMA_MAX_NODES ((int64_t)5000000)
+
 /* Builds dependency edges, detects cycles (E301) and sorts every body topologically (ties in
- * source order). Also detects recursive sub-pipelines. */
+ * source order). Also detects recursive sub-pipelines and sets s->expanded (E406 when it
+ * exceeds SEMA_MAX_NODES). */
 void sema_graph(struct sema *s);
 
 /* Checks {{placeholders}} of the step strings of node N (E304, E601), marking params used. */

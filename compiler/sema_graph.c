@@ -89,9 +89,9 @@ static void node_edges(struct sema *s, struct snode *n)
 	edges_of(s, n, n->items);
 	for (int i = 0; i < n->ninputs; i++)
 		edges_of(s, n, n->inputs[i].value);
-	if (n->kind != SN_LOOP && n->props)
-		for (int i = 0; i < n->props->nafter; i++) {
-			const struct safter *a = &n->props->after[i];
+	if (n->kind != SN_LOOP && n->own)
+		for (int i = 0; i < n->own->nafter; i++) {
+			const struct safter *a = &n->own->after[i];
 			struct snode *t = stab_get(n->pipe->steps, a->name);
 			if (!t || t->kind == SN_LOOP) {
 				diag_error(s->d, "E101", a->loc, "undefined step '%s'", a->name);
@@ -375,6 +375,35 @@ static void find_calls(struct sema *s, struct spipe *p, struct sbody *b, struct 
 	}
 }
 
+/* Nodes of P's IR with its sub-pipelines expanded, saturating above SEMA_MAX_NODES. Only called
+ * when there is no recursion. */
+static int64_t body_size(const struct sbody *b, int depth);
+
+static int64_t pipe_size(struct spipe *p, int depth)
+{
+	if (p->size)
+		return p->size;
+	if (depth > 64)
+		return SEMA_MAX_NODES + 1;
+	p->size = body_size(&p->body, depth) + body_size(&p->fin, depth) + 1;
+	return p->size;
+}
+
+static int64_t body_size(const struct sbody *b, int depth)
+{
+	int64_t n = 0;
+
+	for (int i = 0; i < b->n && n <= SEMA_MAX_NODES; i++) {
+		const struct snode *x = b->nodes[i];
+		n++;
+		if (x->kind == SN_LOOP)
+			n += body_size(x->body, depth);
+		else if (x->kind == SN_SUB && x->sub)
+			n += pipe_size(x->sub, depth + 1);
+	}
+	return n > SEMA_MAX_NODES ? SEMA_MAX_NODES + 1 : n;
+}
+
 void sema_graph(struct sema *s)
 {
 	struct callpath path[65];
@@ -404,5 +433,12 @@ void sema_graph(struct sema *s)
 			if (p && p->ast == af->pipelines[i] && p->state == 2 && !p->visit)
 				visit(s, p, path, 0);
 		}
+	}
+	if (s->entry && s->entry->state == 2 && !s->entry->error) {
+		s->expanded = pipe_size(s->entry, 0);
+		if (s->expanded > SEMA_MAX_NODES)
+			diag_error(s->d, "E406", s->entry->ast->name.loc, "pipeline '%s' expands to more "
+				   "than %lld nodes through its sub-pipelines", s->entry->name,
+				   (long long)SEMA_MAX_NODES);
 	}
 }

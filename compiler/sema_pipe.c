@@ -751,6 +751,8 @@ static void check_node(struct walk *w, struct snode *n)
 {
 	struct sema *s = w->s;
 	struct sctx cx = w->cx;
+	struct sprops buf;
+	const struct sprops *props;
 
 	cx.body = n->parent;
 	cx.is_finally = n->is_finally;
@@ -766,15 +768,15 @@ static void check_node(struct walk *w, struct snode *n)
 		check_inline(w, n, &cx);
 	check_conditions(w, n, &cx);
 	if (n->kind != SN_STEP || n->error) {
-		if (n->kind == SN_SUB && n->own)
-			n->props = n->own;
+		n->checked = 1;
 		return;
 	}
-	n->props = sema_props_merge(s, w->p->defaults, n->comp ? &n->comp->props : NULL, n->own);
-	if (!n->props->has_image)
+	n->checked = 1;
+	props = sema_node_props(s, n, &buf);
+	if (!props->has_image)
 		diag_error(s->d, "E204", n->name_loc, "step '%s' has no image (set image \"...\" on "
 			   "the step, its component, or in the pipeline's defaults)", n->name);
-	if (n->props->cmd == CMD_NONE)
+	if (props->cmd == CMD_NONE)
 		diag_error(s->d, "E204", n->name_loc, "step '%s' has nothing to run (add run [...] "
 			   "or script ...)", n->name);
 	sema_interp_step(s, n);

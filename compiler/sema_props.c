@@ -758,19 +758,25 @@ static void kv_merge(struct sema *s, struct skv **out, int *nout, const struct s
 	*nout = used;
 }
 
-const struct sprops *sema_props_merge(struct sema *s, const struct sprops *defs,
+const struct sprops *sema_node_props(struct sema *s, const struct snode *n, struct sprops *buf)
+{
+	if (n->kind == SN_SUB)
+		return n->own ? n->own : &empty_props;
+	return sema_props_merge(s, buf, n->pipe->defaults, n->comp ? &n->comp->props : NULL, n->own);
+}
+
+const struct sprops *sema_props_merge(struct sema *s, struct sprops *buf, const struct sprops *defs,
 				      const struct sprops *comp, const struct sprops *step)
 {
 	const struct sprops *lv[3] = {step, comp, defs}; /* highest precedence first */
-	struct sprops *o;
+	struct sprops *o = buf;
 	int nset = (defs != NULL) + (comp != NULL) + (step != NULL);
 
 	if (nset == 0)
 		return &empty_props;
 	if (nset == 1)
 		return step ? step : comp ? comp : defs;
-	if (!(o = sema_alloc(s, sizeof *o)))
-		return &empty_props;
+	memset(o, 0, sizeof *o);
 #define PICK(flag, ...)                                                                        \
 	for (int l = 0; l < 3; l++)                                                           \
 		if (lv[l] && lv[l]->flag) {                                                   \

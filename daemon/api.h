@@ -15,6 +15,17 @@ int api_token_create(struct req *r);
 int api_token_list(struct req *r);
 int api_token_delete(struct req *r);
 
+/* api_secrets.c: a namespace's secret values, for secret("NAME") in its steps */
+int api_secret_put(struct req *r);
+int api_secret_list(struct req *r);
+int api_secret_delete(struct req *r);
+
+/* Returns a new environment for a worker of namespace NS: the daemon's own minus KFPC_SECRET_*,
+ * plus KFPC_SECRET_<NAME> for each of NS's secrets. NULL-terminated; free with
+ * secrets_env_free. NULL when out of memory. */
+char **secrets_env(struct kfpd *k, const char *ns);
+void secrets_env_free(char **env);
+
 /* api_pipelines.c */
 int api_pl_create(struct req *r);
 int api_pl_list(struct req *r);
@@ -41,7 +52,19 @@ int api_art_get(struct req *r);
 int api_art_content(struct req *r);
 int api_art_lineage(struct req *r);
 
+/* Frees the GET /runs/ID answer cache (at exit). */
+void api_runs_cache_free(void);
+
 /* api_schedules.c */
+
+/* Makes the schedules declared in IR (its "schedules") exist for pipeline NAME of NS: created
+ * (enabled, policy skip, max_concurrent 1, the latest version), their cron/tz updated, those no
+ * longer declared deleted. A schedule the team paused stays paused. Returns 0 or -1. */
+int sched_sync_pipeline(struct kfpd *k, const char *ns, const char *name, json_object *ir);
+
+/* Deletes every schedule of pipeline NAME of NS. */
+void sched_delete_pipeline(struct kfpd *k, const char *ns, const char *name);
+
 int api_sched_create(struct req *r);
 int api_sched_list(struct req *r);
 int api_sched_get(struct req *r);
@@ -72,13 +95,16 @@ int runs_recover(struct kfpd *k);
  * them with --stop-workers: their runs resume at the next start); frees the run machinery. */
 void runs_shutdown(struct kfpd *k);
 
+/* Sets the runs-by-state gauges (a scan of the run records: called when /metrics is scraped). */
+void runs_update_metrics(struct kfpd *k);
+
 /* Returns 1 if run ID has a record that is not terminal (queued or running). */
 int runs_active(struct kfpd *k, const char *id);
 
 /* Returns 1 if STATE is terminal (succeeded, failed, cancelled). */
 int runs_terminal(const char *state);
 
-/* Counts non-terminal runs of schedule SCHED. */
+/* Counts non-terminal runs of schedule SCHED (kept in memory: no scan). */
 int runs_active_for_schedule(struct kfpd *k, const char *sched);
 
 /* Engine view of a run: an object {"steps":[...]} read from the engine state, or NULL when the
@@ -101,6 +127,9 @@ int runs_delete(struct kfpd *k, const char *ns, const char *id);
  * 0.5 s), or NULL. Caller puts. */
 json_object *runs_progress(const char *id);
 
+/* Returns a counter that changes whenever any run record or live progress changes. */
+unsigned long runs_generation(void);
+
 struct store;
 /* Returns the engine store locked for the caller's thread (release with runs_estore_unlock), or
  * NULL (nothing locked) when it is not open. */
@@ -118,6 +147,9 @@ time_t cron_next(const char *cron, const char *tz, time_t after);
 
 /* Held around every read-modify-write of a schedule record (HTTP threads and the loop). */
 extern pthread_mutex_t cron_sched_lock;
+
+/* Deletes the fires records of schedule ID older than BEFORE (0: all). */
+void cron_forget_fires(struct kfpd *k, const char *id, time_t before);
 
 /* Loop thread: fires every enabled schedule whose next time has come (policy catchup/skip,
  * max_concurrent). */

@@ -28,9 +28,11 @@ int api_readyz(struct req *r)
 
 int api_metrics(struct req *r)
 {
-	char *s = metrics_render();
+	char *s;
 	int ret;
 
+	runs_update_metrics(r->k);
+	s = metrics_render();
 	if (!s)
 		return http_reply_error(r, 500, "out of memory");
 	ret = http_reply_bytes(r, 200, "text/plain; version=0.0.4", s, strlen(s));
@@ -176,6 +178,31 @@ out:
 	return rc;
 }
 
+static int collect_key(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	(void)val, (void)vlen;
+	json_object_array_add(ctx, json_object_new_string_len(key, (int)klen));
+	return 0;
+}
+
+/* Deletes every key of table T starting with PREFIX inside TXN. Returns the count or negative. */
+static int delete_prefix(struct kfpd *k, MDB_txn *txn, enum db_table t, const char *prefix)
+{
+	json_object *keys = json_object_new_array();
+	size_t i;
+	int rc;
+
+	if ((rc = db_scan(k->db, txn, t, prefix, NULL, 0, collect_key, keys)) == 0) {
+		for (i = 0; i < json_object_array_length(keys) && rc >= 0; i++)
+			if (db_del(k->db, txn, t, json_object_get_string(json_object_array_get_idx(keys, i))) < 0)
+				rc = -1;
+		if (rc >= 0)
+			rc = (int)i;
+	}
+	json_object_put(keys);
+	return rc;
+}
+
 static int ns_has(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
 {
 	(void)key, (void)klen, (void)val, (void)vlen;
@@ -205,7 +232,8 @@ int api_ns_delete(struct req *r)
 		db_abort(txn);
 		return http_reply_error(r, 409, "namespace '%s' still has pipelines or runs", ns);
 	}
-	if (delete_tokens(r->k, txn, ns, NULL) < 0 || db_del(r->k->db, txn, DB_NS, ns) < 0) {
+	if (delete_tokens(r->k, txn, ns, NULL) < 0 || delete_prefix(r->k, txn, DB_SECRETS, prefix) < 0 ||
+	    db_del(r->k->db, txn, DB_NS, ns) < 0) {
 		db_abort(txn);
 		return http_reply_error(r, 500, "database error");
 	}

@@ -5,7 +5,9 @@
  * compile_file(); errors give 422 {"error":..., "diagnostics": SPEC §7 JSON}. A new version is
  * recorded unless the IR is byte-identical to the latest version's (then 200 and that version).
  * The source is written to a private temporary directory only for the compiler (imports of
- * relative files are therefore not available; `std/` imports are). */
+ * relative files are therefore not available; `std/` imports are). The pipeline's own
+ * `schedule` declarations become schedules (sched_sync_pipeline); deleting a pipeline deletes
+ * its schedules. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +18,6 @@
 #include "compile.h"
 #include "db.h"
 #include "diag.h"
-
-static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Rewrites every "file" member equal to FROM into TO, recursively, in O. */
 static void rename_files(json_object *o, const char *from, const char *to)
@@ -65,9 +65,9 @@ static int compile_source(struct kfpd *k, const char *source, const char *filena
 		snprintf(err, n, "out of memory");
 		goto out;
 	}
-	pthread_mutex_lock(&compile_lock);
+	pthread_mutex_lock(&util_env_lock);
 	crc = compile_file(path, &o, d, f);
-	pthread_mutex_unlock(&compile_lock);
+	pthread_mutex_unlock(&util_env_lock);
 	if (fclose(f)) {
 		f = NULL;
 		snprintf(err, n, "out of memory");
@@ -224,6 +224,7 @@ int api_pl_create(struct req *r)
 	}
 	log_kv("info", "pipeline version created", "ns", r->ns, "pipeline", name, "digest", digest,
 	       NULL);
+	sched_sync_pipeline(r->k, r->ns, name, irj);
 	o = version_view(ver, 0);
 	json_object_put(ver);
 	json_object_object_add(o, "name", json_object_new_string(name));
@@ -401,6 +402,7 @@ int api_pl_delete(struct req *r)
 	if ((rc = db_commit(txn)))
 		goto dberr;
 	json_object_put(keys);
+	sched_delete_pipeline(r->k, r->ns, r->arg[0]);
 	log_kv("info", "pipeline deleted", "ns", r->ns, "pipeline", r->arg[0], NULL);
 	return http_reply_json(r, 200, json_object_new_object());
 dberr:

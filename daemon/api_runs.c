@@ -82,6 +82,8 @@ int api_run_create(struct req *r)
 	json_object_put(body);
 	if (rc == -EINVAL)
 		return http_reply_error(r, 400, "%s", err);
+	if (rc == -EAGAIN)
+		return http_reply_error(r, 503, "%s", err);
 	if (rc)
 		return http_reply_error(r, 500, "%s", err);
 	return http_reply_json(r, 201, run_view(run));
@@ -163,20 +165,93 @@ int api_run_list(struct req *r)
 	return http_reply_json(r, 200, o);
 }
 
+/* Answers of GET /runs/ID (without steps), valid while runs_generation() is unchanged: a
+ * poll loop (a dashboard, `kfpc show` in a watch) costs no LMDB read and no JSON work. */
+#define RCACHE 256
+static struct rcache_entry {
+	char id[STORE_ID_MAX + 1];
+	char ns[64];
+	unsigned long gen;
+	char *body;
+	size_t len;
+} rcache[RCACHE];
+static pthread_mutex_t rcache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned rcache_slot(const char *id)
+{
+	unsigned h = 2166136261u;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % RCACHE;
+}
+
 int api_run_get(struct req *r)
 {
-	json_object *run = load_own(r, r->arg[0]), *p;
 	const char *steps = http_query(r, "steps");
+	int with_steps = steps && strcmp(steps, "0") && strcmp(steps, "false");
+	unsigned long gen = runs_generation();
+	struct rcache_entry *e = &rcache[rcache_slot(r->arg[0])];
+	json_object *run, *p;
+	const char *s;
+	size_t len;
+	int ret;
 
-	if (!run)
+	if (!with_steps) {
+		pthread_mutex_lock(&rcache_lock);
+		if (e->gen == gen && e->body && !strcmp(e->id, r->arg[0])) {
+			if (strcmp(e->ns, r->ns)) {
+				pthread_mutex_unlock(&rcache_lock);
+				return http_reply_error(r, 404, "no run '%s'", r->arg[0]);
+			}
+			ret = http_reply_bytes(r, 200, "application/json", e->body, e->len);
+			pthread_mutex_unlock(&rcache_lock);
+			return ret;
+		}
+		pthread_mutex_unlock(&rcache_lock);
+	}
+	if (!(run = load_own(r, r->arg[0])))
 		return http_done(r);
 	if (!runs_terminal(js_str(run, "state", "")) && (p = runs_progress(r->arg[0])))
 		json_object_object_add(run, "progress", p);
-	if (steps && strcmp(steps, "0") && strcmp(steps, "false")) {
-		json_object *s = runs_engine_steps(r->k, run);
-		json_object_object_add(run, "steps", s ? s : json_object_new_array());
+	if (with_steps) {
+		json_object *st = runs_engine_steps(r->k, run);
+		json_object_object_add(run, "steps", st ? st : json_object_new_array());
+		return http_reply_json(r, 200, run_view(run));
 	}
-	return http_reply_json(r, 200, run_view(run));
+	run_view(run);
+	s = json_object_to_json_string_length(run, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+					       &len);
+	if (!s) {
+		json_object_put(run);
+		return http_reply_error(r, 500, "out of memory");
+	}
+	pthread_mutex_lock(&rcache_lock);
+	char *nb = realloc(e->body, len + 1);
+	if (nb) {
+		memcpy(nb, s, len);
+		nb[len] = '\n';
+		e->body = nb;
+		e->len = len + 1;
+		e->gen = gen;
+		snprintf(e->id, sizeof e->id, "%s", r->arg[0]);
+		snprintf(e->ns, sizeof e->ns, "%s", r->ns);
+	}
+	pthread_mutex_unlock(&rcache_lock);
+	ret = http_reply_json(r, 200, run);
+	return ret;
+}
+
+void api_runs_cache_free(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&rcache_lock);
+	for (i = 0; i < RCACHE; i++) {
+		free(rcache[i].body);
+		rcache[i].body = NULL;
+		rcache[i].gen = 0;
+	}
+	pthread_mutex_unlock(&rcache_lock);
 }
 
 int api_run_cancel(struct req *r)
@@ -274,15 +349,21 @@ static char *log_path(const char *run, const char *step, int attempt, int err, i
 	return p;
 }
 
-/* A followed log: read what is there, suspend until the loop resumes us, end when the step is. */
+/* A followed log: read what is there, suspend until the loop resumes us, end when the step is.
+ * SSE (Accept: text/event-stream): every line becomes an event "data: LINE", and a final
+ * "event: end" closes the stream. */
 struct follow {
 	struct kfpd *k;
 	struct MHD_Connection *conn;
 	char run[STORE_ID_MAX + 1], step[STORE_ID_MAX + 1];
-	int err, attempt;
+	int err, attempt, sse;
 	char *path;
 	int fd;
+	off_t off;         /* file offset read so far */
 	int ending;        /* the step ended: drain the file, then end */
+	int ended;         /* SSE: the end event was sent */
+	char pend[4096];   /* SSE: a line read but not yet ended by '\n' */
+	size_t npend;
 };
 
 static void follow_free(void *cls)
@@ -294,12 +375,71 @@ static void follow_free(void *cls)
 	free(f);
 }
 
+/* SSE: formats the complete lines of IN (N bytes) into OUT (room for N * 8 + 8), keeping an
+ * unfinished line in f->pend. FLUSH: emit the unfinished line too. Returns the bytes written. */
+static size_t sse_format(struct follow *f, const char *in, size_t n, char *out, int flush)
+{
+	size_t o = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (in[i] != '\n' && f->npend < sizeof f->pend) {
+			f->pend[f->npend++] = in[i];
+			continue;
+		}
+		memcpy(out + o, "data: ", 6);
+		memcpy(out + o + 6, f->pend, f->npend);
+		o += 6 + f->npend;
+		memcpy(out + o, "\n\n", 2);
+		o += 2;
+		f->npend = 0;
+		if (in[i] != '\n')
+			f->pend[f->npend++] = in[i];
+	}
+	if (flush && f->npend) {
+		memcpy(out + o, "data: ", 6);
+		memcpy(out + o + 6, f->pend, f->npend);
+		o += 6 + f->npend;
+		memcpy(out + o, "\n\n", 2);
+		o += 2;
+		f->npend = 0;
+	}
+	return o;
+}
+
+/* Reads new log bytes into BUF (at most MAX, formatted for SSE when asked). Returns the count,
+ * 0 when nothing is new, -1 on a read error. */
+static ssize_t follow_bytes(struct follow *f, char *buf, size_t max, int flush)
+{
+	char tmp[4096];
+	ssize_t n;
+
+	if (!f->sse) {
+		n = pread(f->fd, buf, max, f->off);
+		if (n > 0)
+			f->off += n;
+		return n;
+	}
+	size_t want = (max - 8 - sizeof f->pend) / 8;
+	if (want > sizeof tmp)
+		want = sizeof tmp;
+	if (want == 0)
+		return 0;
+	n = pread(f->fd, tmp, want, f->off);
+	if (n < 0)
+		return -1;
+	f->off += n;
+	return (ssize_t)sse_format(f, tmp, (size_t)n, buf, flush && n == 0);
+}
+
 static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct follow *f = cls;
 	ssize_t n;
 	int done, found;
 
+	(void)pos;
+	if (f->ended)
+		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (f->fd < 0) {
 		char *p = log_path(f->run, f->step, f->attempt, f->err, &done, &found);
 		if (p) {
@@ -309,22 +449,24 @@ static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (f->fd < 0) {
 			if (done || (!found && !runs_active(f->k, f->run)))
-				return MHD_CONTENT_READER_END_OF_STREAM;
+				goto end;
 			goto wait;
 		}
 	}
-	n = pread(f->fd, buf, max, (off_t)pos);
+	n = follow_bytes(f, buf, max, f->ending);
 	if (n > 0)
 		return n;
 	if (n < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (f->ending)
-		return MHD_CONTENT_READER_END_OF_STREAM;
+		goto end;
 	free(log_path(f->run, f->step, f->attempt, f->err, &done, &found));
 	if (done || !runs_active(f->k, f->run)) {
 		f->ending = 1; /* one more read: bytes written just before the end */
-		n = pread(f->fd, buf, max, (off_t)pos);
-		return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
+		n = follow_bytes(f, buf, max, 1);
+		if (n > 0)
+			return n;
+		goto end;
 	}
 wait: {
 	struct req tmp;
@@ -333,6 +475,14 @@ wait: {
 	http_suspend(&tmp);
 	return 0;
 }
+end:
+	if (f->sse && max >= 32) {
+		f->ended = 1;
+		static const char end_event[] = "event: end\ndata: \n\n";
+		memcpy(buf, end_event, sizeof end_event - 1);
+		return (ssize_t)(sizeof end_event - 1);
+	}
+	return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 int api_run_logs(struct req *r)
@@ -342,9 +492,7 @@ int api_run_logs(struct req *r)
 		   *aq = http_query(r, "attempt");
 	int follow = fq && strcmp(fq, "0") && strcmp(fq, "false");
 	int err = sq && !strcmp(sq, "stderr"), attempt = aq ? atoi(aq) : 0, done, found;
-	char *path, *text;
-	size_t len;
-	int rc;
+	char *path;
 
 	if (!run)
 		return http_done(r);
@@ -365,13 +513,16 @@ int api_run_logs(struct req *r)
 		f->err = err;
 		f->attempt = attempt;
 		f->fd = -1;
+		const char *acc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Accept");
+		f->sse = acc && strstr(acc, "text/event-stream") != NULL;
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, follow_read, f,
 							 follow_free);
 		if (!resp) {
 			follow_free(f);
 			return http_reply_error(r, 500, "out of memory");
 		}
-		MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+		MHD_add_response_header(resp, "Content-Type", f->sse ? "text/event-stream"
+								      : "text/plain; charset=utf-8");
 		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 		return http_reply_response(r, 200, resp);
 	}
@@ -380,15 +531,22 @@ int api_run_logs(struct req *r)
 		free(path);
 		return http_reply_error(r, 404, "no step '%s' in run '%s' (yet)", r->arg[1], r->arg[0]);
 	}
-	if (!path)
-		return http_reply_bytes(r, 200, "text/plain; charset=utf-8", "", 0);
-	text = util_read_file(path, &len);
+	/* the file as it is now, sent from the descriptor (no copy in memory) */
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	struct stat sb;
+	struct MHD_Response *resp;
 	free(path);
-	if (!text)
+	if (fd < 0 || fstat(fd, &sb)) {
+		if (fd >= 0)
+			close(fd);
 		return http_reply_bytes(r, 200, "text/plain; charset=utf-8", "", 0);
-	rc = http_reply_bytes(r, 200, "text/plain; charset=utf-8", text, len);
-	free(text);
-	return rc;
+	}
+	if (!(resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd))) {
+		close(fd);
+		return http_reply_error(r, 500, "out of memory");
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	return http_reply_response(r, 200, resp);
 }
 
 /* ---- artifacts --------------------------------------------------------------------------------- */

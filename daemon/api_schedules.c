@@ -300,9 +300,127 @@ int api_sched_delete(struct req *r)
 	}
 	json_object_put(s);
 	rc = db_del(r->k->db, NULL, DB_SCHEDULES, r->arg[0]);
+	cron_forget_fires(r->k, r->arg[0], 0);
 	pthread_mutex_unlock(&cron_sched_lock);
 	if (rc < 0)
 		return http_reply_error(r, 500, "database error");
 	log_kv("info", "schedule deleted", "ns", r->ns, "schedule", r->arg[0], NULL);
 	return http_reply_json(r, 200, json_object_new_object());
+}
+
+/* ---- schedules declared in the pipeline (`schedule "CRON" tz "ZONE"`, IR "schedules") ------- */
+
+struct pl_scan {
+	const char *ns, *name;
+	int keep;            /* declared schedules: indexes below stay */
+	int all;             /* 1: every schedule of the pipeline goes */
+	json_object *drop;   /* ids to delete */
+};
+
+static int scan_pl(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct pl_scan *p = ctx;
+	json_tokener *t = json_tokener_new();
+	json_object *s;
+
+	(void)key, (void)klen;
+	if (!t)
+		return 1;
+	s = json_tokener_parse_ex(t, val, (int)vlen);
+	json_tokener_free(t);
+	if (s && !strcmp(js_str(s, "namespace", ""), p->ns) &&
+	    !strcmp(js_str(s, "pipeline", ""), p->name) &&
+	    (p->all || (!strcmp(js_str(s, "source", ""), "pipeline") &&
+			js_int(s, "index", 0) >= p->keep)))
+		json_object_array_add(p->drop, json_object_new_string(js_str(s, "id", "")));
+	json_object_put(s);
+	return 0;
+}
+
+static void drop_ids(struct kfpd *k, json_object *ids)
+{
+	size_t i;
+
+	for (i = 0; i < json_object_array_length(ids); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
+		db_del(k->db, NULL, DB_SCHEDULES, id);
+		cron_forget_fires(k, id, 0);
+	}
+}
+
+int sched_sync_pipeline(struct kfpd *k, const char *ns, const char *name, json_object *ir)
+{
+	json_object *decl = NULL, *s;
+	struct pl_scan p = {ns, name, 0, 0, json_object_new_array()};
+	char key[200], hash[65], id[18], ts[32], buf[256];
+	size_t i, n;
+	int rc = 0;
+
+	if (!json_object_object_get_ex(ir, "schedules", &decl) ||
+	    !json_object_is_type(decl, json_type_array))
+		decl = NULL;
+	n = decl ? json_object_array_length(decl) : 0;
+	pthread_mutex_lock(&cron_sched_lock);
+	for (i = 0; i < n; i++) {
+		json_object *dcl = json_object_array_get_idx(decl, i);
+		const char *cron = js_str(dcl, "cron", ""), *tz = js_str(dcl, "tz", "UTC");
+		if (cron_check(cron, tz, buf, sizeof buf)) {
+			log_kv("warn", "pipeline schedule refused", "ns", ns, "pipeline", name, "cron",
+			       cron, "detail", buf, NULL);
+			continue;
+		}
+		snprintf(key, sizeof key, "%s/%s/%zu", ns, name, i);
+		util_sha256_hex(key, strlen(key), hash);
+		id[0] = 'p';
+		memcpy(id + 1, hash, 16);
+		id[17] = 0;
+		if (db_get(k->db, NULL, DB_SCHEDULES, id, &s) == 0) {
+			if (!strcmp(js_str(s, "cron", ""), cron) && !strcmp(js_str(s, "tz", ""), tz)) {
+				json_object_put(s);
+				continue;
+			}
+		} else {
+			s = json_object_new_object();
+			json_object_object_add(s, "id", json_object_new_string(id));
+			json_object_object_add(s, "namespace", json_object_new_string(ns));
+			json_object_object_add(s, "pipeline", json_object_new_string(name));
+			json_object_object_add(s, "version", json_object_new_int64(0));
+			json_object_object_add(s, "params", json_object_new_object());
+			json_object_object_add(s, "enabled", json_object_new_boolean(1));
+			json_object_object_add(s, "max_concurrent", json_object_new_int64(1));
+			json_object_object_add(s, "policy", json_object_new_string("skip"));
+			json_object_object_add(s, "source", json_object_new_string("pipeline"));
+			json_object_object_add(s, "index", json_object_new_int64((int64_t)i));
+			json_object_object_add(s, "created",
+					       json_object_new_string(util_iso8601(util_now(k), ts)));
+			json_object_object_add(s, "fired", json_object_new_int64(0));
+			json_object_object_add(s, "skipped", json_object_new_int64(0));
+		}
+		json_object_object_add(s, "cron", json_object_new_string(cron));
+		json_object_object_add(s, "tz", json_object_new_string(tz));
+		json_object_object_add(s, "next", json_object_new_int64(0));
+		if (db_put(k->db, NULL, DB_SCHEDULES, id, s))
+			rc = -1;
+		else
+			log_kv("info", "pipeline schedule set", "ns", ns, "pipeline", name, "schedule", id,
+			       "cron", cron, NULL);
+		json_object_put(s);
+	}
+	p.keep = (int)n;
+	db_scan(k->db, NULL, DB_SCHEDULES, "", NULL, 0, scan_pl, &p);
+	drop_ids(k, p.drop);
+	pthread_mutex_unlock(&cron_sched_lock);
+	json_object_put(p.drop);
+	return rc;
+}
+
+void sched_delete_pipeline(struct kfpd *k, const char *ns, const char *name)
+{
+	struct pl_scan p = {ns, name, 0, 1, json_object_new_array()};
+
+	pthread_mutex_lock(&cron_sched_lock);
+	db_scan(k->db, NULL, DB_SCHEDULES, "", NULL, 0, scan_pl, &p);
+	drop_ids(k, p.drop);
+	pthread_mutex_unlock(&cron_sched_lock);
+	json_object_put(p.drop);
 }

@@ -6,12 +6,14 @@
  *     counts it in "skipped" and fires nothing;
  *   - otherwise it fires, unless the schedule already has max_concurrent runs that are not
  *     terminal (then "skipped" counts it too).
- * A fire creates a run exactly as POST /runs does (durable first), then "next" moves past T. A
- * kill -9 between the two commits fires T once more at the next start: at least once.
+ * A fire creates a run exactly as POST /runs does (durable first), then "next" moves past T. The
+ * run's commit also records (schedule, T) in the fires table, so a kill -9 between the two
+ * commits does not fire T again at the next start: exactly once.
  * At most MAX_CATCHUP missed fire times are fired per schedule and start; older ones are skipped.
  *
- * validate_cron_next() changes the process TZ while it computes: every call goes through
- * cron_lock, and the daemon itself only ever uses gmtime_r. */
+ * validate_cron_next() changes the process TZ while it computes: every call holds
+ * util_env_lock (as do the compiler and posix_spawnp), and the daemon only ever uses gmtime_r. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,13 @@
 
 #define MAX_CATCHUP 100
 
-static pthread_mutex_t cron_lock = PTHREAD_MUTEX_INITIALIZER;
+static int collect_ids_fn(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	(void)val, (void)vlen;
+	json_object_array_add(ctx, json_object_new_string_len(key, (int)klen));
+	return 0;
+}
+
 pthread_mutex_t cron_sched_lock = PTHREAD_MUTEX_INITIALIZER;
 static time_t started_at;
 
@@ -47,10 +55,29 @@ time_t cron_next(const char *cron, const char *tz, time_t after)
 
 	if (validate_cron(cron, &spec, buf, sizeof buf))
 		return (time_t)-1;
-	pthread_mutex_lock(&cron_lock);
+	pthread_mutex_lock(&util_env_lock);
 	t = validate_cron_next(&spec, tz && strcmp(tz, "UTC") ? tz : NULL, after);
-	pthread_mutex_unlock(&cron_lock);
+	pthread_mutex_unlock(&util_env_lock);
 	return t;
+}
+
+/* Deletes the fires records of schedule ID before time BEFORE (all when BEFORE is 0): once
+ * "next" is past them they can no longer be fired again. */
+void cron_forget_fires(struct kfpd *k, const char *id, time_t before)
+{
+	json_object *keys = json_object_new_array();
+	char prefix[128], *end;
+	size_t i;
+
+	snprintf(prefix, sizeof prefix, "%.64s/", id);
+	db_scan(k->db, NULL, DB_FIRES, prefix, NULL, 0, collect_ids_fn, keys);
+	for (i = 0; i < json_object_array_length(keys); i++) {
+		const char *key = json_object_get_string(json_object_array_get_idx(keys, i));
+		long long t = strtoll(key + strlen(prefix), &end, 10);
+		if (!before || t < (long long)before)
+			db_del(k->db, NULL, DB_FIRES, key);
+	}
+	json_object_put(keys);
 }
 
 static int collect_ids(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
@@ -79,6 +106,8 @@ static int fire(struct kfpd *k, json_object *s, time_t t)
 	rc = runs_create(k, ns, pl, pv, params, js_str(s, "id", ""), t, &run, err, sizeof err);
 	json_object_put(pv);
 	json_object_put(run);
+	if (rc == -EEXIST)
+		return 1; /* fired before a kill -9 lost the schedule's "next": not again */
 	if (rc) {
 		log_kv("warn", "schedule: cannot create the run", "schedule", js_str(s, "id", ""),
 		       "detail", err, NULL);
@@ -100,7 +129,7 @@ void cron_tick(struct kfpd *k)
 		const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
 		json_object *s;
 		time_t t;
-		int nfired = 0, ncatch = 0, changed = 0;
+		int nfired = 0, ncatch = 0, changed = 0, rc;
 
 		if (db_get(k->db, NULL, DB_SCHEDULES, id, &s))
 			continue;
@@ -122,9 +151,10 @@ void cron_tick(struct kfpd *k)
 			    (maxc > 0 && runs_active_for_schedule(k, id) >= maxc)) {
 				json_object_object_add(s, "skipped",
 						       json_object_new_int64(js_int(s, "skipped", 0) + 1));
-			} else if (fire(k, s, t) == 0) {
-				json_object_object_add(s, "fired",
-						       json_object_new_int64(js_int(s, "fired", 0) + 1));
+			} else if ((rc = fire(k, s, t)) >= 0) {
+				if (rc == 0)
+					json_object_object_add(
+						s, "fired", json_object_new_int64(js_int(s, "fired", 0) + 1));
 				json_object_object_add(s, "last_fire", json_object_new_int64(t));
 				nfired++;
 				ncatch += missed;
@@ -148,7 +178,8 @@ void cron_tick(struct kfpd *k)
 					json_object_object_add(
 						cur, "last_fire",
 						json_object_new_int64(js_int(s, "last_fire", 0)));
-				db_put(k->db, NULL, DB_SCHEDULES, id, cur);
+				if (db_put(k->db, NULL, DB_SCHEDULES, id, cur) == 0 && t != (time_t)-1)
+					cron_forget_fires(k, id, t);
 			}
 			json_object_put(cur);
 			pthread_mutex_unlock(&cron_sched_lock);

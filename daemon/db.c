@@ -12,7 +12,7 @@ struct db {
 };
 
 static const char *const table_names[DB_NTABLES] = {
-	"ns", "tokens", "pipelines", "versions", "runs", "nsruns", "schedules",
+	"ns", "tokens", "pipelines", "versions", "runs", "nsruns", "schedules", "fires", "secrets", "runir",
 };
 
 struct db *db_open(const char *dir, char *err, size_t n)

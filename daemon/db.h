@@ -7,7 +7,13 @@
  *   versions   NS "/" NAME "/" %08u   {"version","filename","source","ir":{...},"created"}
  *   runs       RUNID                  the run record (api_runs.c documents its members)
  *   nsruns     NS "/" RUNID           "" (index: a namespace's runs in id = time order)
+ *   runir      RUNID                  the IR the run executes (copied from its pipeline version in
+ *                                     the run's first commit: deleting the pipeline keeps it)
  *   schedules  SCHEDID                the schedule record (api_schedules.c)
+ *   secrets    NS "/" NAME            {"name","value","updated"} (the value leaves the daemon only
+ *                                     in a run worker's environment, as KFPC_SECRET_<NAME>)
+ *   fires      SCHEDID "/" %012lld    RUNID (the run a schedule's fire time created: written in
+ *                                     the run's own commit, so a fire time fires exactly once)
  * Names and ids never contain "/" (util_name_ok), so a prefix scan of "NS/" is exact.
  * Run ids are 12 hex digits of milliseconds then 6 random hex digits: they sort by creation.
  *
@@ -20,7 +26,7 @@
 #include <json-c/json.h>
 
 enum db_table { DB_NS, DB_TOKENS, DB_PIPELINES, DB_VERSIONS, DB_RUNS, DB_NSRUNS, DB_SCHEDULES,
-		DB_NTABLES };
+		DB_FIRES, DB_SECRETS, DB_RUNIR, DB_NTABLES };
 
 #define DB_NOTFOUND 1
 

@@ -98,6 +98,10 @@ int util_write_file(const char *path, const void *buf, size_t len);
  * (may be NULL). Returns NULL on error (errno set). */
 char *util_read_file(const char *path, size_t *len);
 
+/* Held around everything that reads or changes the process environment: validate_cron_next()
+ * (sets TZ), the compiler (reads KFPC_STDLIB_PATH), posix_spawnp (reads PATH). */
+extern pthread_mutex_t util_env_lock;
+
 /* Wakes the loop thread (writes a byte to k->wake_fd). */
 void util_wake(struct kfpd *k);
 

@@ -227,6 +227,7 @@ out2:
 	http_stop(&k);
 	runs_shutdown(&k);
 out:
+	api_runs_cache_free();
 	db_close(k.db);
 	if (sfd >= 0)
 		close(sfd);

@@ -1,11 +1,12 @@
 /* runs.c - run records and their worker processes.
  *
  * A run's life, and who writes what:
- *   POST /runs (HTTP thread)  writes DATA/runs/ID/ir.json (fsync), then the daemon record
- *                             {"state":"queued"} and the nsruns index in one synced commit, then
- *                             answers 201: from here on the run survives kill -9.
+ *   POST /runs (HTTP thread)  writes the daemon record {"state":"queued"}, the nsruns index and
+ *                             the IR (runir) in one synced commit, then answers 201: from here
+ *                             on the run survives kill -9 (and power loss).
  *   loop: start               creates the engine's run record (store_run_create: IR + resolved
- *                             params, same id) if absent, then posix_spawns the worker
+ *                             params, same id) if absent, then posix_spawns the worker (output
+ *                             to DATA/runs/ID/worker.log)
  *                             `kfpc run --resume ID --state DATA/state --executor X` in its own
  *                             process group; daemon record -> "running" with "pid".
  *   loop: worker exits        reads the engine's run status: terminal -> the daemon record takes
@@ -47,8 +48,6 @@
 #include "store.h"
 #include "validate.h"
 
-extern char **environ;
-
 #define MAX_SPAWNS 5       /* worker launches per run before it is failed */
 #define CANCEL_GRACE 30    /* seconds between the two SIGINTs of a cancel */
 
@@ -66,6 +65,24 @@ static struct store *estore;
 
 /* shared with HTTP threads under runs_lock: ids to start, ids to cancel */
 static json_object *pending_start, *pending_cancel;
+
+/* under runs_lock: schedule id -> its runs that are not terminal (max_concurrent) */
+static json_object *sched_active;
+
+static void sched_active_add(const char *sched, int delta)
+{
+	int64_t n;
+
+	if (!sched || !*sched)
+		return;
+	if (!sched_active)
+		sched_active = json_object_new_object();
+	n = js_int(sched_active, sched, 0) + delta;
+	if (n > 0)
+		json_object_object_add(sched_active, sched, json_object_new_int64(n));
+	else
+		json_object_object_del(sched_active, sched);
+}
 
 /* loop thread only */
 static struct worker *workers;
@@ -189,6 +206,19 @@ static json_object *engine_progress(const char *id, int observe)
 static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
 static json_object *prog_cache; /* id -> progress object */
 
+/* bumped by every change of a run record or of the live progress (GET /runs/ID answer cache) */
+static volatile unsigned long runs_gen = 1;
+
+unsigned long runs_generation(void)
+{
+	return __atomic_load_n(&runs_gen, __ATOMIC_ACQUIRE);
+}
+
+static void runs_changed(void)
+{
+	__atomic_add_fetch(&runs_gen, 1, __ATOMIC_RELEASE);
+}
+
 json_object *runs_progress(const char *id)
 {
 	json_object *p = NULL;
@@ -212,6 +242,7 @@ static void progress_set(const char *id, json_object *p)
 	else
 		json_object_object_del(prog_cache, id);
 	pthread_mutex_unlock(&prog_lock);
+	runs_changed();
 }
 
 /* ---- metrics: runs by state ------------------------------------------------------------------ */
@@ -237,7 +268,7 @@ static int count_state(void *ctx, const char *key, size_t klen, const char *val,
 	return 0;
 }
 
-static void update_run_metrics(struct kfpd *k)
+void runs_update_metrics(struct kfpd *k)
 {
 	long c[5] = {0};
 	static const char *const st[] = {"queued", "running", "succeeded", "failed", "cancelled"};
@@ -246,7 +277,6 @@ static void update_run_metrics(struct kfpd *k)
 	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, count_state, c);
 	for (i = 0; i < 5; i++)
 		metrics_runs_set(st[i], c[i]);
-	metrics_queue_set((long)json_object_array_length(queue));
 }
 
 /* ---- parameters ------------------------------------------------------------------------------ */
@@ -383,13 +413,16 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 		json_object *params, const char *schedule, time_t fire, json_object **out,
 		char *err, size_t n)
 {
-	char id[STORE_RUN_ID_SIZE], dir[4200], path[4300], ts[32], key[300];
+	char id[STORE_RUN_ID_SIZE], ts[32], key[300];
 	json_object *ir, *resolved, *run;
-	const char *irtext;
 	MDB_txn *txn;
 	int rc;
 
 	*out = NULL;
+	if (!k->ready) {
+		snprintf(err, n, "kfpd is starting (recovering its runs): try again in a moment");
+		return -EAGAIN;
+	}
 	if (!json_object_object_get_ex(pv, "ir", &ir)) {
 		snprintf(err, n, "pipeline version has no IR");
 		return -EIO;
@@ -399,14 +432,6 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 	if (store_run_id_new(id)) {
 		json_object_put(resolved);
 		snprintf(err, n, "no randomness");
-		return -EIO;
-	}
-	snprintf(dir, sizeof dir, "%s/runs/%s", k->data_dir, id);
-	snprintf(path, sizeof path, "%s/ir.json", dir);
-	irtext = json_object_to_json_string_ext(ir, JSON_C_TO_STRING_PLAIN);
-	if (util_mkdirs(dir) || util_write_file(path, irtext, strlen(irtext))) {
-		json_object_put(resolved);
-		snprintf(err, n, "cannot write %s: %s", path, strerror(errno));
 		return -EIO;
 	}
 	run = json_object_new_object();
@@ -432,7 +457,24 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 	rc = db_put(k->db, txn, DB_RUNS, id, run);
 	if (!rc)
 		rc = db_put(k->db, txn, DB_NSRUNS, key, empty);
+	if (!rc)
+		rc = db_put(k->db, txn, DB_RUNIR, id, ir);
 	json_object_put(empty);
+	if (!rc && schedule) {
+		char fkey[128];
+		json_object *o;
+		snprintf(fkey, sizeof fkey, "%.64s/%012lld", schedule, (long long)fire);
+		if (db_get(k->db, txn, DB_FIRES, fkey, &o) == 0) {
+			json_object_put(o);
+			db_abort(txn);
+			json_object_put(run);
+			snprintf(err, n, "fire time already fired");
+			return -EEXIST;
+		}
+		o = json_object_new_string(id);
+		rc = db_put(k->db, txn, DB_FIRES, fkey, o);
+		json_object_put(o);
+	}
 	if (rc) {
 		db_abort(txn);
 		goto dberr;
@@ -443,6 +485,7 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 	if (!pending_start)
 		pending_start = json_object_new_array();
 	json_object_array_add(pending_start, json_object_new_string(id));
+	sched_active_add(schedule, 1);
 	pthread_mutex_unlock(&runs_lock);
 	util_wake(k);
 	log_kv("info", "run accepted", "ns", ns, "run", id, "pipeline", name, "schedule", schedule,
@@ -466,6 +509,7 @@ static json_object *load_run(struct kfpd *k, const char *id)
 static int save_run(struct kfpd *k, json_object *r)
 {
 	int rc = db_put(k->db, NULL, DB_RUNS, js_str(r, "id", ""), r);
+	runs_changed();
 	if (rc)
 		log_kv("error", "cannot save a run record", "run", js_str(r, "id", ""), NULL);
 	return rc;
@@ -517,7 +561,7 @@ static int engine_prepare(struct kfpd *k, json_object *rec, char *err, size_t n)
 {
 	const char *id = js_str(rec, "id", "");
 	struct store_run *er = NULL, nr;
-	char path[4300], src[300];
+	char src[300];
 	json_object *params;
 	char *ir = NULL;
 	int rc;
@@ -537,12 +581,15 @@ static int engine_prepare(struct kfpd *k, json_object *rec, char *err, size_t n)
 		pthread_mutex_unlock(&estore_lock);
 		return -1;
 	}
-	snprintf(path, sizeof path, "%s/runs/%s/ir.json", k->data_dir, id);
-	if (!(ir = util_read_file(path, NULL))) {
-		snprintf(err, n, "%.200s: %s", path, strerror(errno));
+	json_object *iro;
+	if (db_get(k->db, NULL, DB_RUNIR, id, &iro) ||
+	    !(ir = strdup(json_object_to_json_string_ext(iro, JSON_C_TO_STRING_PLAIN)))) {
+		json_object_put(iro);
+		snprintf(err, n, "run %s: its IR is missing from the daemon's database", id);
 		pthread_mutex_unlock(&estore_lock);
 		return -1;
 	}
+	json_object_put(iro);
 	memset(&nr, 0, sizeof nr);
 	snprintf(src, sizeof src, "kfpd:%s/%s@%lld", js_str(rec, "namespace", ""),
 		 js_str(rec, "pipeline", ""), (long long)js_int(rec, "version", 0));
@@ -563,8 +610,9 @@ static int engine_prepare(struct kfpd *k, json_object *rec, char *err, size_t n)
 	return rc ? -1 : 0;
 }
 
-static int spawn_worker(struct kfpd *k, const char *id, pid_t *pid)
+static int spawn_worker(struct kfpd *k, const char *id, const char *ns, pid_t *pid)
 {
+	char **env;
 	char state[4200], log[4300];
 	char *argv[] = {k->kfpc, "run", "--resume", (char *)id, "--state", state,
 			"--executor", (char *)k->executor, NULL};
@@ -574,6 +622,9 @@ static int spawn_worker(struct kfpd *k, const char *id, pid_t *pid)
 	int rc;
 
 	snprintf(state, sizeof state, "%s/state", k->data_dir);
+	snprintf(log, sizeof log, "%s/runs/%s", k->data_dir, id);
+	if (util_mkdirs(log))
+		return errno;
 	snprintf(log, sizeof log, "%s/runs/%s/worker.log", k->data_dir, id);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -592,7 +643,16 @@ static int spawn_worker(struct kfpd *k, const char *id, pid_t *pid)
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 					      POSIX_SPAWN_SETPGROUP);
-	rc = posix_spawnp(pid, k->kfpc, &fa, &at, argv, environ);
+	pthread_mutex_lock(&util_env_lock);
+	if (!(env = secrets_env(k, ns))) {
+		pthread_mutex_unlock(&util_env_lock);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&at);
+		return ENOMEM;
+	}
+	rc = posix_spawnp(pid, k->kfpc, &fa, &at, argv, env);
+	pthread_mutex_unlock(&util_env_lock);
+	secrets_env_free(env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	return rc;
@@ -608,9 +668,13 @@ static void finish_run(struct kfpd *k, json_object *rec, const char *state, cons
 
 	if (engine_too) {
 		pthread_mutex_lock(&estore_lock);
-		store_run_set_status(estore, id, store_run_status_parse(state), reason, store_now());
+		if (estore)
+			store_run_set_status(estore, id, store_run_status_parse(state), reason,
+					     store_now());
 		pthread_mutex_unlock(&estore_lock);
 	}
+	if (!runs_terminal(js_str(rec, "state", "")))
+		sched_active_add(js_str(rec, "schedule", NULL), -1);
 	set_str(rec, "state", state);
 	set_str(rec, "reason", reason);
 	set_str(rec, "finished", iso_now(k, ts));
@@ -692,7 +756,7 @@ static int start_run(struct kfpd *k, const char *id)
 		json_object_put(rec);
 		return 0;
 	}
-	if ((rc = spawn_worker(k, id, &pid))) {
+	if ((rc = spawn_worker(k, id, js_str(rec, "namespace", ""), &pid))) {
 		snprintf(err, sizeof err, "cannot start %s: %s", k->kfpc, strerror(rc));
 		finish_run(k, rec, "failed", err, 1);
 		save_run(k, rec);
@@ -718,7 +782,7 @@ static int start_run(struct kfpd *k, const char *id)
 
 int runs_tick(struct kfpd *k)
 {
-	static int64_t last_prog, last_metrics;
+	static int64_t last_prog;
 	json_object *starts = NULL, *cancels = NULL;
 	int64_t now = util_now_ms();
 	size_t i;
@@ -789,10 +853,7 @@ int runs_tick(struct kfpd *k)
 		for (i = 0; i < nworkers; i++)
 			progress_set(workers[i].id, engine_progress(workers[i].id, 0));
 	}
-	if (now - last_metrics >= 2000) {
-		last_metrics = now;
-		update_run_metrics(k);
-	}
+	metrics_queue_set((long)json_object_array_length(queue));
 	return (int)(nworkers + json_object_array_length(queue));
 }
 
@@ -856,6 +917,7 @@ int runs_recover(struct kfpd *k)
 		pthread_mutex_lock(&runs_lock);
 		if ((rec = load_run(k, id))) {
 			pid_t pid = (pid_t)js_int(rec, "pid", 0);
+			sched_active_add(js_str(rec, "schedule", NULL), 1);
 			int fd = !strcmp(js_str(rec, "state", ""), "running") ? adopt(pid, id) : -1;
 			if (fd >= 0 && add_worker(id, pid, fd)) {
 				na++;
@@ -877,7 +939,6 @@ int runs_recover(struct kfpd *k)
 	snprintf(a, sizeof a, "%d", na);
 	snprintf(q, sizeof q, "%d", nq);
 	log_kv("info", "recovery done", "adopted_workers", a, "requeued_runs", q, NULL);
-	update_run_metrics(k);
 	return 0;
 }
 
@@ -913,6 +974,10 @@ void runs_shutdown(struct kfpd *k)
 	json_object_put(pending_start);
 	json_object_put(pending_cancel);
 	pending_start = pending_cancel = NULL;
+	pthread_mutex_lock(&runs_lock);
+	json_object_put(sched_active);
+	sched_active = NULL;
+	pthread_mutex_unlock(&runs_lock);
 	pthread_mutex_lock(&prog_lock);
 	json_object_put(prog_cache);
 	prog_cache = NULL;
@@ -964,29 +1029,15 @@ static int engine_reset_failed(const char *id)
 
 /* ---- requests from HTTP threads ---------------------------------------------------------------- */
 
-struct sched_count {
-	const char *sched;
-	int n;
-};
-
-static int count_sched(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
-{
-	struct sched_count *c = ctx;
-	char pat[128];
-	(void)key, (void)klen;
-	snprintf(pat, sizeof pat, "\"schedule\":\"%s\"", c->sched);
-	if (memmem(val, vlen, pat, strlen(pat)) && !memmem(val, vlen, "\"state\":\"succeeded\"", 19) &&
-	    !memmem(val, vlen, "\"state\":\"failed\"", 16) &&
-	    !memmem(val, vlen, "\"state\":\"cancelled\"", 19))
-		c->n++;
-	return 0;
-}
-
 int runs_active_for_schedule(struct kfpd *k, const char *sched)
 {
-	struct sched_count c = {sched, 0};
-	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, count_sched, &c);
-	return c.n;
+	int n;
+
+	(void)k;
+	pthread_mutex_lock(&runs_lock);
+	n = (int)js_int(sched_active, sched, 0);
+	pthread_mutex_unlock(&runs_lock);
+	return n;
 }
 
 int runs_cancel(struct kfpd *k, const char *id, json_object **out)
@@ -1050,6 +1101,7 @@ int runs_retry(struct kfpd *k, const char *id, json_object **out)
 			if (!pending_start)
 				pending_start = json_object_new_array();
 			json_object_array_add(pending_start, json_object_new_string(id));
+			sched_active_add(js_str(rec, "schedule", NULL), 1);
 		}
 	}
 	pthread_mutex_unlock(&runs_lock);
@@ -1076,7 +1128,9 @@ int runs_delete(struct kfpd *k, const char *ns, const char *id)
 		snprintf(key, sizeof key, "%s/%s", ns, id);
 		db_del(k->db, txn, DB_RUNS, id);
 		db_del(k->db, txn, DB_NSRUNS, key);
+		db_del(k->db, txn, DB_RUNIR, id);
 		rc = db_commit(txn) ? 500 : 0;
+		runs_changed();
 	} else {
 		rc = 500;
 	}
@@ -1084,8 +1138,6 @@ int runs_delete(struct kfpd *k, const char *ns, const char *id)
 	json_object_put(rec);
 	if (!rc) {
 		snprintf(dir, sizeof dir, "%s/runs/%s", k->data_dir, id);
-		snprintf(path, sizeof path, "%s/ir.json", dir);
-		unlink(path);
 		snprintf(path, sizeof path, "%s/worker.log", dir);
 		unlink(path);
 		rmdir(dir);

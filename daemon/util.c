@@ -47,6 +47,8 @@ int util_random_hex(char *out, size_t n)
 	return 0;
 }
 
+pthread_mutex_t util_env_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct timespec fake_start;
 static pthread_once_t fake_once = PTHREAD_ONCE_INIT;
 

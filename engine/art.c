@@ -47,6 +47,7 @@ struct art {
 	dev_t noreflink_dev; /* a destination device where FICLONE failed */
 	int noreflink_valid;
 	unsigned char *buf; /* BUFSZ I/O buffer */
+	EVP_MD *md;   /* SHA-256, fetched once (OpenSSL 3 would fetch it on every init) */
 	char err[768];
 };
 
@@ -125,12 +126,12 @@ static void tohex(const unsigned char *md, char out[ART_DIGEST_SIZE])
 }
 
 /* SHA-256 of LEN bytes at P. */
-static int sha_mem(const void *p, size_t len, char out[ART_DIGEST_SIZE])
+static int sha_mem(struct art *a, const void *p, size_t len, char out[ART_DIGEST_SIZE])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (!EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+	if (!EVP_Digest(p, len, md, &mdlen, a->md, NULL) || mdlen != 32)
 		return -1;
 	tohex(md, out);
 	return 0;
@@ -189,6 +190,11 @@ int art_open(const char *state_dir, struct art **out, char *err, size_t errlen)
 			p = NULL;
 		}
 	}
+	if (!(a->md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+		snprintf(err, errlen, "SHA-256 is not available from libcrypto");
+		rc = ART_EIO;
+		goto fail;
+	}
 	a->is_root = geteuid() == 0;
 	free(abs);
 	*out = a;
@@ -212,6 +218,7 @@ void art_close(struct art *a)
 	free(a->root);
 	free(a->tmp);
 	free(a->buf);
+	EVP_MD_free(a->md);
 	free(a);
 }
 
@@ -272,7 +279,7 @@ static int hash_fd(struct art *a, int fd, int outfd, const char *path,
 	uint64_t total = 0;
 	int rc = 0;
 
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+	if (!ctx || !EVP_DigestInit_ex(ctx, a->md, NULL)) {
 		EVP_MD_CTX_free(ctx);
 		return seterr(a, ART_EIO, "SHA-256 is not available from libcrypto");
 	}
@@ -363,7 +370,7 @@ static int store_bytes(struct art *a, enum art_kind kind, const void *p, size_t 
 	struct stat sb;
 	int fd, rc;
 
-	if (sha_mem(p, len, digest) < 0)
+	if (sha_mem(a, p, len, digest) < 0)
 		return seterr(a, ART_EIO, "SHA-256 failed");
 	if (!(obj = art_object_path(a, digest, kind)))
 		return nomem(a);
@@ -499,7 +506,7 @@ static int do_link(struct art *a, const char *path, const struct stat *sb, int s
 	if (store)
 		rc = store_bytes(a, ART_FILE, t, (size_t)n, digest);
 	else
-		rc = sha_mem(t, (size_t)n, digest) < 0 ? seterr(a, ART_EIO, "SHA-256 failed") : 0;
+		rc = sha_mem(a, t, (size_t)n, digest) < 0 ? seterr(a, ART_EIO, "SHA-256 failed") : 0;
 	free(t);
 	return rc;
 }
@@ -691,7 +698,7 @@ static int walk_dir(struct art *a, const char *top, enum walk_mode mode,
 		}
 		/* all entries done: the listing is complete */
 		if (mode == WALK_HASH)
-			rc = sha_mem(f->buf ? f->buf : "", f->len, d) < 0
+			rc = sha_mem(a, f->buf ? f->buf : "", f->len, d) < 0
 				     ? seterr(a, ART_EIO, "SHA-256 failed") : 0;
 		else
 			rc = store_bytes(a, ART_DIR, f->buf ? f->buf : "", f->len, d);
@@ -1204,7 +1211,7 @@ static int walk_tree(struct art *a, const char *digest, int hash, uint64_t *size
 		memcpy(d, stk[--depth], ART_DIGEST_SIZE);
 		if ((rc = read_tree(a, d, &buf, &len)))
 			break;
-		if (hash && (sha_mem(buf, len, chk) < 0 || strcmp(chk, d)))
+		if (hash && (sha_mem(a, buf, len, chk) < 0 || strcmp(chk, d)))
 			rc = seterr(a, ART_ECORRUPT, "directory object %s is corrupt", d);
 		while (!rc && (k = next_entry(buf, len, &pos, &e)) != 0) {
 			if (k < 0) {

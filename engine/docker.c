@@ -382,9 +382,8 @@ static void transfer_error(struct docker *d, CURLcode rc, char *out, size_t len)
 		snprintf(out, len, "the Docker engine at %s did not answer in time (%s)", d->host,
 			 curl_easy_strerror(rc));
 	else
-		snprintf(out, len,
-			 "cannot reach the Docker engine at %s: %s (is dockerd or `podman system "
-			 "service` running? set DOCKER_HOST)", d->host, curl_easy_strerror(rc));
+		snprintf(out, len, "cannot reach the Docker engine at %s: %s", d->host,
+			 curl_easy_strerror(rc));
 }
 
 struct req {
@@ -397,7 +396,7 @@ struct req {
 	int stall;               /* 1: abort when < 1 byte/s for 120 s instead of a total limit */
 	curl_write_callback wcb; /* NULL: collect into resp */
 	void *wud;
-	const char *what;        /* context for messages: "start container 3f2a.." */
+	const char *what;        /* context for messages: "start container 3f2a..", or "" */
 };
 
 /* Performs R synchronously. Returns 0 (HTTP 2xx/304) or a DOCKER_E* code with the message
@@ -464,13 +463,17 @@ static int request(struct docker *d, const struct req *r, long *code, struct buf
 	*code = http;
 	if (rc != CURLE_OK) {
 		transfer_error(d, rc, why, sizeof why);
-		seterr(d, "%s: %s", r->what, why);
+		if (r->what[0])
+			seterr(d, "%s: %s", r->what, why);
+		else
+			seterr(d, "%s", why);
 		return curl_status(rc);
 	}
 	st = http_status(http);
 	if (st != DOCKER_OK) {
 		api_message(resp ? resp->p : NULL, resp ? resp->len : 0, amsg, sizeof amsg);
-		seterr(d, "%s: HTTP %ld%s%s", r->what, http, amsg[0] ? ": " : "", amsg);
+		seterr(d, "%s%sHTTP %ld%s%s", r->what[0] ? r->what : "the Docker engine answered",
+		       ": ", http, amsg[0] ? ": " : "", amsg);
 	}
 	return st;
 nomem:
@@ -519,13 +522,20 @@ static const char *jstr(json_object *o, const char *key)
 
 int docker_ping(struct docker *d)
 {
-	struct req r = {.method = "GET", .path = "/_ping", .raw = 1, .what = "ping the Docker engine"};
+	struct req r = {.method = "GET", .path = "/_ping", .raw = 1, .what = ""};
 	json_object *v = NULL, *comps, *c0;
 	const char *api, *name = NULL, *ver;
 	long code;
 	int st;
 
 	st = request_json(d, &r, &code, NULL);
+	if (st == DOCKER_EUNREACH) {
+		char msg[sizeof d->err];
+
+		snprintf(msg, sizeof msg, "%s", d->err);
+		seterr(d, "%s (is dockerd or `podman system service` running? DOCKER_HOST selects "
+		       "the engine)", msg);
+	}
 	if (st)
 		return st;
 	r.path = "/version";
@@ -873,8 +883,7 @@ int docker_container_create(struct docker *d, const struct docker_create *c, cha
 	long code;
 	int st;
 
-	snprintf(what, sizeof what, "create a container%s%s from image '%s'",
-		 c->name ? " " : "", c->name ? c->name : "", c->image);
+	snprintf(what, sizeof what, "create a container from image '%s'", c->image);
 	if (!cfg || !hc)
 		goto nomem;
 	json_object_object_add(cfg, "Image", json_object_new_string(c->image));

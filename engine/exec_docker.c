@@ -24,15 +24,19 @@
  *            exit code 128+N after our signal N.
  *   release  DELETE ?force=1 (removal is retried later, and at close, if the engine is away).
  *
- * Failures of the engine (unreachable, API errors, a lost stream) are `infra` results with a
- * message naming the image or container. A command that cannot be executed (start fails and
- * the container records exit code 126/127) finishes like on the local executor: exit code
- * 127 and the engine's reason in the stderr log.
+ * Failures of the engine (unreachable, API errors, a lost stream, a container stopped by a
+ * SIGTERM/SIGKILL that we did not send, as when the engine shuts down) are `infra` results
+ * with a message naming the image or container. A command that cannot be executed (start
+ * fails and the container records exit code 126/127, or the init reports it) finishes like on
+ * the local executor: exit code 127 and the reason in the stderr log.
  *
  * Restarts: open lists the run's containers (label kfpc.run=RUN). reattach claims the one
  * named by the persisted handle (after checking its labels): running ones are followed again
  * (logs rewritten from the start), finished ones are collected. Whatever of the run is left
- * unclaimed when the first attempt starts (or at close) is killed and removed. */
+ * unclaimed when the first attempt starts (or at close) is killed and removed.
+ *
+ * Volumes (`volume "NAME" mount "/path"`): one per run and name, kfpc-RUN-NAME, labelled
+ * kfpc.run; removed at close when no attempt of the run is left running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -84,6 +88,7 @@ struct exec {
 	char **orphans;        /* container ids of this run found at open, not yet claimed */
 	size_t norphans;
 	int reconciled;
+	int nvolumes_made;     /* volumes created for the run (removed at close) */
 	char **pending_rm;     /* removals that failed (engine away), retried later */
 	size_t npending;
 };
@@ -175,7 +180,7 @@ static int docker_open_op(const struct exec_config *cfg, struct exec **out, char
 	if (!x->d)
 		goto fail;
 	if (docker_ping(x->d)) {
-		snprintf(err, errlen, "docker: %s", docker_errmsg(x->d));
+		snprintf(err, errlen, "%s", docker_errmsg(x->d));
 		goto fail;
 	}
 	x->podman = strstr(docker_engine_name(x->d), "Podman") != NULL;
@@ -382,6 +387,14 @@ static int strv_addf(struct strv *s, const char *a, const char *b)
 	return 0;
 }
 
+/* 1 when container state S carries the labels of SPEC's attempt (run, step, attempt). */
+static int same_attempt(const struct docker_state *s, const struct exec_spec *spec)
+{
+	return !strcmp(s->run, spec->id.run_id ? spec->id.run_id : "") &&
+	       !strcmp(s->step, spec->id.step ? spec->id.step : "") &&
+	       s->attempt == spec->id.attempt;
+}
+
 /* Creates the container for SPEC into id[idlen], pulling per the policy. */
 static int create_container(struct exec *x, const struct exec_spec *spec,
 			    struct docker_create *c, char *id, size_t idlen, char *err,
@@ -424,12 +437,11 @@ again:
 		 * could persist the handle: it is ours (same run, step, attempt); replace it */
 		struct docker_state s;
 
-		if (docker_container_inspect(x->d, c->name, &s) == 0 &&
-		    !strcmp(s.run, spec->id.run_id ? spec->id.run_id : "") &&
-		    !strcmp(s.step, spec->id.step ? spec->id.step : "") &&
-		    s.attempt == spec->id.attempt && docker_container_remove(x->d, s.id) == 0)
+		snprintf(err, errlen, "docker: %s", docker_errmsg(x->d));
+		if (docker_container_inspect(x->d, c->name, &s) == 0 && same_attempt(&s, spec) &&
+		    docker_container_remove(x->d, s.id) == 0)
 			goto again;
-		st = DOCKER_ECONFLICT;
+		return -1; /* err: the conflict */
 	}
 	if (st) {
 		snprintf(err, errlen, "docker: %s", docker_errmsg(x->d));
@@ -525,6 +537,7 @@ static int docker_start_op(struct exec *x, const struct exec_spec *spec, void *u
 			snprintf(err, errlen, "docker: %s", docker_errmsg(x->d));
 			goto fail;
 		}
+		x->nvolumes_made++;
 		if (push_str(&vols.v, &vols.n, vname) < 0)
 			goto nomem;
 		mounts[nmounts++] = (struct docker_mount){vols.v[vols.n - 1], spec->volumes[i].mount,
@@ -673,6 +686,14 @@ static int collect(struct exec *x, struct djob *j, int st, const char *msg)
 			 "memory limit of %lld bytes: out of memory", j->id, (long long)j->memory);
 	} else if (j->cancel_sig && s.exit_code == 128 + j->cancel_sig) {
 		j->res.signal = j->cancel_sig;
+	} else if (!j->cancel_sig && (s.exit_code == 143 || s.exit_code == 137)) {
+		/* SIGTERM/SIGKILL that we did not send: the engine stopped it (shutdown or
+		 * restart: containers have no restart policy) or someone ran `docker stop`; not
+		 * the step's own failure */
+		j->res.infra = 1;
+		snprintf(j->res.msg, sizeof j->res.msg, "container %.12s was stopped from outside "
+			 "(SIG%s, not sent by kfpc): the Docker engine stopped or restarted, or "
+			 "someone stopped the container", j->id, s.exit_code == 143 ? "TERM" : "KILL");
 	} else {
 		j->res.exit_code = s.exit_code;
 		if (s.error[0])
@@ -789,6 +810,14 @@ static int docker_cancel_op(struct exec *x, struct exec_job *job, enum exec_canc
 	return -1;
 }
 
+static int find_by_labels(struct exec *x, const struct exec_spec *spec, struct docker_state *s)
+{
+	for (size_t i = 0; i < x->norphans; i++)
+		if (docker_container_inspect(x->d, x->orphans[i], s) == 0 && same_attempt(s, spec))
+			return 1;
+	return 0;
+}
+
 static int docker_reattach_op(struct exec *x, const char *handle, const struct exec_spec *spec,
 			      void *udata, struct exec_job **out, char *err, size_t errlen)
 {
@@ -797,17 +826,18 @@ static int docker_reattach_op(struct exec *x, const char *handle, const struct e
 	int st;
 
 	*out = NULL;
-	if (!handle || !*handle)
-		return 0;
-	st = docker_container_inspect(x->d, handle, &s);
-	if (st == DOCKER_ENOTFOUND)
-		return 0;
+	st = handle && *handle ? docker_container_inspect(x->d, handle, &s) : DOCKER_ENOTFOUND;
+	if (st == DOCKER_ENOTFOUND) {
+		/* no handle (lost with a crash before it was recorded): find it by its labels */
+		if (!find_by_labels(x, spec, &s))
+			return 0;
+		st = 0;
+	}
 	if (st) {
 		snprintf(err, errlen, "docker: %s", docker_errmsg(x->d));
 		return -1;
 	}
-	if (strcmp(s.run, spec->id.run_id ? spec->id.run_id : "") ||
-	    strcmp(s.step, spec->id.step ? spec->id.step : "") || s.attempt != spec->id.attempt)
+	if (!same_attempt(&s, spec))
 		return 0; /* not this attempt's container: never touch it */
 	for (size_t i = 0; i < x->norphans; i++)
 		if (!strcmp(x->orphans[i], s.id)) {
@@ -908,6 +938,13 @@ static void docker_close_op(struct exec *x)
 		retry_pending(x);
 		if (x->npending)
 			usleep(500000);
+	}
+	if (!x->jobs && x->nvolumes_made) {
+		/* nothing of the run runs any more: its volumes go (those still in use stay) */
+		char label[256];
+
+		snprintf(label, sizeof label, "kfpc.run=%s", x->run_id);
+		docker_volume_prune_label(x->d, label);
 	}
 	while (x->jobs) { /* still running: left for --resume, only our memory goes */
 		struct djob *j = x->jobs;

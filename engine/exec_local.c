@@ -67,7 +67,7 @@ static double now_wall(void)
 
 /* Reads the start time (clock ticks since boot) and process group of PID from /proc.
  * Returns 0, or -1 if the process does not exist. */
-static int proc_stat(pid_t pid, unsigned long long *start, pid_t *pgrp)
+static int proc_stat_ex(pid_t pid, unsigned long long *start, pid_t *pgrp, char *state)
 {
 	char path[64], buf[1024];
 	ssize_t n;
@@ -90,6 +90,8 @@ static int proc_stat(pid_t pid, unsigned long long *start, pid_t *pgrp)
 		return -1;
 	p++;
 	/* p points at " S ppid pgrp ..." : field 3 is state */
+	if (state)
+		*state = p[0] == ' ' ? p[1] : p[0];
 	field = 2;
 	while (*p && field < 22) {
 		while (*p == ' ')
@@ -106,6 +108,16 @@ static int proc_stat(pid_t pid, unsigned long long *start, pid_t *pgrp)
 			p++;
 	}
 	return -1;
+}
+
+/* Like proc_stat_ex, but a zombie (dead, not yet reaped by its new parent) counts as gone. */
+static int proc_stat(pid_t pid, unsigned long long *start, pid_t *pgrp)
+{
+	char st = 0;
+
+	if (proc_stat_ex(pid, start, pgrp, &st) < 0 || st == 'Z' || st == 'X')
+		return -1;
+	return 0;
 }
 
 static int is_filtered_env(const char *e)
@@ -482,33 +494,35 @@ static int environ_has(pid_t pid, const char *kv)
 	return found;
 }
 
-/* Kills every process of group PGID started no earlier than START that carries our run id and
- * step in its environment. Returns the number of processes signalled. */
-static int kill_leftovers(pid_t pgid, unsigned long long start, const struct exec_labels *id)
+/* Kills every live process that carries our run id, step and attempt in its environment
+ * (the labels local_start puts there): the way to find an attempt whose handle was lost, or
+ * processes that left its group. Returns the number of processes signalled; their pids are
+ * written to pids[max]. */
+static int kill_labelled(const struct exec_labels *id, pid_t *pids, int max)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *de;
-	char kv1[256], kv2[512];
+	char kv1[256], kv2[512], kv3[64];
 	int n = 0;
 
 	if (!d)
 		return 0;
 	snprintf(kv1, sizeof kv1, "KFPC_RUN_ID=%s", id->run_id ? id->run_id : "");
 	snprintf(kv2, sizeof kv2, "KFPC_STEP=%s", id->step ? id->step : "");
+	snprintf(kv3, sizeof kv3, "KFPC_ATTEMPT=%d", id->attempt);
 	while ((de = readdir(d))) {
-		unsigned long long st;
-		pid_t pg, pid;
+		pid_t pid;
 		char *end;
 
 		pid = (pid_t)strtol(de->d_name, &end, 10);
 		if (*end || pid <= 0 || pid == getpid())
 			continue;
-		if (proc_stat(pid, &st, &pg) < 0 || pg != pgid || st < start)
+		if (proc_stat(pid, NULL, NULL) < 0)
 			continue;
-		if (!environ_has(pid, kv1) || !environ_has(pid, kv2))
+		if (!environ_has(pid, kv1) || !environ_has(pid, kv2) || !environ_has(pid, kv3))
 			continue;
-		if (kill(pid, SIGKILL) == 0)
-			n++;
+		if (kill(pid, SIGKILL) == 0 && n < max)
+			pids[n++] = pid;
 	}
 	closedir(d);
 	return n;
@@ -517,23 +531,28 @@ static int kill_leftovers(pid_t pgid, unsigned long long start, const struct exe
 static int local_reattach(struct exec *x, const char *handle, const struct exec_spec *spec,
 			  void *udata, struct exec_job **job, char *err, size_t errlen)
 {
-	int pid = 0, pgid = 0, i;
+	int pid = 0, pgid = 0, i, k, n, alive;
 	unsigned long long start = 0, st;
+	pid_t pids[256];
 
 	(void)x;
 	(void)udata;
 	(void)job;
 	(void)err;
 	(void)errlen;
-	if (!handle || sscanf(handle, "%d:%d:%llu", &pid, &pgid, &start) != 3 || pid <= 0 ||
-	    pgid <= 0)
-		return 0;
-	if (proc_stat(pid, &st, NULL) == 0 && st == start)
+	if (handle && sscanf(handle, "%d:%d:%llu", &pid, &pgid, &start) == 3 && pid > 0 &&
+	    pgid > 0 && proc_stat(pid, &st, NULL) == 0 && st == start)
 		kill(-pgid, SIGKILL); /* the same leader, still alive: its whole group goes */
-	kill_leftovers(pgid, start, &spec->id);
-	/* wait (briefly) until they are gone, so a new attempt never races the old one */
+	else
+		pid = 0;
+	/* by label: an attempt whose handle was never recorded, and stragglers */
+	n = kill_labelled(&spec->id, pids, 256);
+	/* wait (up to 2 s) until they are gone, so a new attempt never races the old one */
 	for (i = 0; i < 200; i++) {
-		if (!(proc_stat(pid, &st, NULL) == 0 && st == start))
+		alive = pid > 0 && proc_stat(pid, &st, NULL) == 0 && st == start;
+		for (k = 0; k < n && !alive; k++)
+			alive = proc_stat(pids[k], NULL, NULL) == 0;
+		if (!alive)
 			break;
 		poll(NULL, 0, 10);
 	}

@@ -93,7 +93,7 @@ static void fail(struct loader *L, const char *fmt, ...)
 	if (L->failed)
 		return;
 	L->failed = 1;
-	n = snprintf(L->err, L->errlen, "IR %s: ", L->plen ? L->path : "$");
+	n = snprintf(L->err, L->errlen, "IR $%s: ", L->path);
 	if (n < 0 || (size_t)n >= L->errlen)
 		return;
 	va_start(ap, fmt);
@@ -1239,8 +1239,10 @@ static void finish_body(struct loader *L, struct linkctx *C, struct ir_body *bod
 		n->dep_data = alloc(L, d->n);
 		if (L->failed)
 			return;
-		memcpy(n->deps, d->idx, d->n * sizeof *n->deps);
-		memcpy(n->dep_data, d->data, d->n);
+		if (d->n) {
+			memcpy(n->deps, d->idx, d->n * sizeof *n->deps);
+			memcpy(n->dep_data, d->data, d->n);
+		}
 		for (j = 0; j < d->n; j++)
 			body->nodes[d->idx[j]]->nusers++;
 	}

@@ -119,7 +119,8 @@ struct scope {
 
 struct report {
 	struct inst *i;
-	char kind; /* 's' started, 'd' done, 'r' retry */
+	char kind;   /* 's' started, 'd' done, 'r' retry */
+	int attempt; /* I->attempt when reported */
 };
 
 struct sched {
@@ -222,6 +223,7 @@ static void report(struct sched *S, struct inst *I, char kind)
 		return;
 	S->reports[S->nreports].i = I;
 	S->reports[S->nreports].kind = kind;
+	S->reports[S->nreports].attempt = I->attempt;
 	S->nreports++;
 }
 
@@ -376,10 +378,13 @@ static void batch_commit(struct sched *S)
 		struct inst *I = S->reports[k].i;
 		char loc[512];
 		if (S->reports[k].kind == 's') {
-			progress_started(S->c->prog, I->name, I->attempt);
+			progress_started(S->c->prog, I->name, S->reports[k].attempt);
 		} else if (S->reports[k].kind == 'r') {
 			progress_message(S->c->prog, "%s attempt %d failed (%s), retrying", I->name,
-					 I->attempt, I->reason ? I->reason : "?");
+					 S->reports[k].attempt,
+					 I->natts >= (size_t)S->reports[k].attempt &&
+						 I->atts[S->reports[k].attempt - 1].reason
+					 ? I->atts[S->reports[k].attempt - 1].reason : "?");
 		} else {
 			const char *st = store_step_state_name(I->state);
 			const char *logp = NULL;
@@ -2211,9 +2216,11 @@ static void attempt_end(struct sched *S, struct inst *I, const struct exec_resul
 	rt->job = NULL;
 	if (I->phase == PH_RUNNING)
 		running_remove(S, I);
-	if (kind == STORE_FAIL_NONE && !cancelled && rt->work) {
+	if (kind == STORE_FAIL_NONE && !cancelled && rt->work)
 		rm_tree(rt->work);
-	}
+	else if (rt->outdir)
+		rm_tree(rt->outdir); /* partial outputs are useless (and may fill the disk); the
+					rest of the work dir and the logs stay for debugging */
 	rt_free(rt);
 	I->rt = NULL;
 	if (cancelled) {
@@ -2347,7 +2354,7 @@ static void spawn_all(struct sched *S)
 		rt->t0 = mono();
 		if (I->node->timeout > 0)
 			rt->deadline = rt->t0 + I->node->timeout;
-		if (S->cancel && !rt->user_cancel) {
+		if ((S->cancel >= 2 || (S->cancel && !I->scope->is_fin)) && !rt->user_cancel) {
 			/* cancelled between prepare and spawn */
 			rt->user_cancel = 1;
 			rt->kill_at = rt->t0 + KILL_GRACE;
@@ -2367,6 +2374,8 @@ static void spawn_all(struct sched *S)
 
 /* ---- cancel, timers, signals ---------------------------------------------------------- */
 
+/* Stop running attempts: all of them with EXEC_CANCEL_KILL, else all but exit handlers
+ * (a graceful cancel lets running exit handlers finish). */
 static void cancel_running(struct sched *S, int how)
 {
 	size_t k;
@@ -2376,6 +2385,8 @@ static void cancel_running(struct sched *S, int how)
 	for (k = 0; k < S->nrunning; k++) {
 		struct attempt_rt *rt = S->running[k]->rt;
 		if (!rt || !rt->job)
+			continue;
+		if (how != EXEC_CANCEL_KILL && S->running[k]->scope->is_fin)
 			continue;
 		if (!rt->timed_out)
 			rt->user_cancel = 1;

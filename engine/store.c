@@ -99,6 +99,7 @@ struct op {
 	char *val;      /* OP_PUT */
 	size_t vlen;
 	json_object *rec; /* OP_STEP: the record (owned) */
+	int64_t seq0;     /* OP_STEP: the caller's seq (0: resolve at commit; kept for replays) */
 	char *run;        /* OP_STEP: run id (checked to exist); OP_RUN_STATUS: run id */
 	int status;       /* OP_RUN_STATUS */
 	char *reason;
@@ -113,6 +114,7 @@ struct store {
 	MDB_env *env;
 	MDB_dbi meta, runs, run_ir, steps, arts, edges, cache;
 	int rdonly;
+	int sync_each; /* KFPC_STORE_SYNC=1: every commit is flushed (no MDB_NOSYNC) */
 	uint64_t cap;
 	struct op *ops;
 	size_t nops, cops;
@@ -700,10 +702,22 @@ int store_open(const char *dir, unsigned flags, struct store **out, char *err, s
 	}
 	mdb_env_set_maxdbs(st->env, 16);
 	mdb_env_set_maxreaders(st->env, 256);
-	initial = INITIAL_MAP < st->cap ? INITIAL_MAP : st->cap;
+	/* start at a quarter of the cap (at least 256 KiB), at most 64 MiB: a small cap (tests)
+	 * then exercises the doubling path before it reaches the cap */
+	initial = st->cap / 4 > 256 * 1024 ? st->cap / 4 : 256 * 1024;
+	if (initial > INITIAL_MAP)
+		initial = INITIAL_MAP;
+	if (initial > st->cap)
+		initial = st->cap;
 	mdb_env_set_mapsize(st->env, (size_t)initial);
+	{
+		const char *sync = getenv("KFPC_STORE_SYNC");
+		st->sync_each = sync && !strcmp(sync, "1");
+	}
 	rc = mdb_env_open(st->env, dbdir,
-			  MDB_NOSYNC | MDB_NOTLS | (st->rdonly ? MDB_RDONLY : 0), 0644);
+			  (st->sync_each ? 0 : MDB_NOSYNC) | MDB_NOTLS |
+				  (st->rdonly ? MDB_RDONLY : 0),
+			  0644);
 	if (rc) {
 		snprintf(err, errlen, "cannot open the state store %s: %s", dbdir,
 			 mdb_strerror(rc));
@@ -898,12 +912,27 @@ static int q_putjson(struct store *st, MDB_dbi dbi, unsigned flags, const char *
 	return rc;
 }
 
-/* Parse the "seq" of the step record in V. */
+/* The "seq" of the step record in V. Records are written with "seq" as their fourth member
+ * (after "run", "id", "node", see step_to_json), so the first `,"seq":` in the text is the
+ * top-level one (a '"' inside a JSON string is always escaped); the full parse is the fallback. */
 static int64_t rec_seq(const MDB_val *v)
 {
-	json_object *o = parse_json(v->mv_data, v->mv_size);
-	int64_t seq = o ? jint(o, "seq", 0) : 0;
+	const char *p = memmem(v->mv_data, v->mv_size, ",\"seq\":", 7);
+	json_object *o;
+	int64_t seq;
 
+	if (p) {
+		const char *end = (const char *)v->mv_data + v->mv_size;
+		int64_t n = 0;
+		int digits = 0;
+
+		for (p += 7; p < end && *p >= '0' && *p <= '9' && digits < 18; p++, digits++)
+			n = n * 10 + (*p - '0');
+		if (digits && p < end && (*p == ',' || *p == '}'))
+			return n;
+	}
+	o = parse_json(v->mv_data, v->mv_size);
+	seq = o ? jint(o, "seq", 0) : 0;
 	json_object_put(o);
 	return seq;
 }
@@ -975,7 +1004,7 @@ static int apply(struct store *st, MDB_txn *txn, struct op *o)
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	case OP_STEP: {
 		MDB_val rk = {strlen(o->run), o->run};
-		int64_t seq = jint(o->rec, "seq", 0);
+		int64_t seq = o->seq0;
 		char *s;
 		size_t len;
 
@@ -1541,7 +1570,7 @@ static json_object *step_to_json(const struct store_step *s)
 		goto err;
 	if (addstr(o, "run", s->run) || addstr(o, "id", s->id) ||
 	    addstr(o, "node", s->node ? s->node : s->id) ||
-	    (s->seq > 0 && addint(o, "seq", s->seq)) ||
+	    addint(o, "seq", s->seq > 0 ? s->seq : 0) || /* 0: resolved at commit (apply) */
 	    addstr(o, "state", store_step_state_name(s->state)) ||
 	    addstr(o, "reason", s->reason) || adddbl(o, "started", s->started) ||
 	    adddbl(o, "finished", s->finished))
@@ -1672,6 +1701,7 @@ int store_step_put(struct store *st, const struct store_step *s)
 		return finish(st, mark, seterr(st, STORE_ENOMEM, "out of memory"));
 	}
 	o->rec = rec;
+	o->seq0 = s->seq > 0 ? s->seq : 0;
 	if (!(o->key = mkkey(&klen, 2, s->run, s->id)) || !(o->run = strdup(s->run))) {
 		op_drop(st);
 		return finish(st, mark, seterr(st, STORE_ENOMEM, "out of memory"));

@@ -18,8 +18,10 @@
  * the last sync: the store syncs (fdatasync) on a commit when the previous sync is 1 s old or
  * more, in store_sync_if_due (call it from an idle loop to bound the window to about a second
  * even when no commit follows), in store_sync, and in store_close. An OS crash can therefore
- * lose the state changes of the last second or so, but never corrupts the store (LMDB's
- * copy-on-write B-tree with meta pages: the previous synced state is intact).
+ * lose the state changes of the last second or so. LMDB documents one more risk of
+ * MDB_NOSYNC: on a file system that does not preserve write order, a system crash in that
+ * window can also damage the store. $KFPC_STORE_SYNC=1 removes both risks by flushing every
+ * commit (no MDB_NOSYNC: one fdatasync per commit, much slower on real disks).
  *
  * Write transactions are short: each commit writes a handful of records built in memory
  * beforehand. No read transaction is held between calls: every read function opens and
@@ -27,7 +29,8 @@
  * writes. Several processes (kfpc run, kfpc show, another kfpc run) may open the same state
  * directory at once; LMDB serialises writers with its lock file (MDB_NOLOCK is never used).
  *
- * Map size: the LMDB map starts at min(64 MiB, cap) and doubles whenever a commit hits
+ * Map size: the LMDB map starts at cap/4 (at least 256 KiB, at most 64 MiB, never above the
+ * cap; an existing store keeps its larger size) and doubles whenever a commit hits
  * MDB_MAP_FULL, up to a cap (default 64 GiB; $KFPC_STORE_MAX_MAP=BYTES lowers it, e.g. for
  * tests; suffixes K, M, G are accepted). The failed transaction is aborted and replayed in the
  * larger map transparently. Beyond the cap the write fails with STORE_EFULL and the message

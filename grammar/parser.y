@@ -34,8 +34,10 @@ struct tok {
 	size_t len;
 	const char *tmpl;   /* STRING/RAWSTRING: interpolation template (ast.h) */
 	size_t tmpl_len;
-	int64_t i;          /* INT value; DURATION milliseconds */
-	double f;           /* FLOAT value */
+	union {
+		int64_t i;  /* INT value; DURATION milliseconds */
+		double f;   /* FLOAT value */
+	};
 	const char *doc;    /* `///` text before this token, or NULL */
 };
 
@@ -1488,12 +1490,11 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, struct parse_ctx *ct
 	     strcmp(yysymbol_name(la), "'<'") == 0 || strcmp(yysymbol_name(la), "'>'") == 0)) {
 		size_t k = strlen(found);
 
+		const char *op = yysymbol_name(la); /* "'and'": quoted already */
+
 		snprintf(found + k, sizeof found - k,
 			 " (the line before ended the statement: to continue an expression on the "
-			 "next line, end the line with '%s')", yysymbol_name(la) + 1);
-		k = strlen(found);
-		if (k >= 2 && found[k - 2] == '\'' && found[k - 1] == ')')
-			found[k - 2] = ')', found[k - 1] = 0;
+			 "next line, end the line with %s)", op);
 	}
 	loc = parse_loc(ctx, l);
 	if (ctx->la_inserted || la == YYSYMBOL_YYEOF)

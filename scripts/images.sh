@@ -2,7 +2,7 @@
 # images.sh - builds the two step images kfpc's examples and tests use, offline, and imports
 # them into the engine at $DOCKER_HOST (Docker or Podman) through the Engine API.
 #
-# Usage: scripts/images.sh [--force] [--cache DIR]
+# Usage: scripts/images.sh [--force] [--cache DIR] [busybox] [python]   (default: both)
 #   busybox:1.36       Debian's busybox-static: /bin/busybox and a symlink per applet (in /bin
 #                      and /usr/bin), /tmp, /root, /etc/passwd and /etc/group.
 #   python:3.11-slim   the busybox rootfs plus the host's /usr/bin/python3.11, the shared
@@ -17,14 +17,17 @@ set -eu
 
 force=0
 cache=${KFPC_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kfpc-images}
+want=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--force) force=1 ;;
 	--cache) shift; cache=$1 ;;
-	*) echo "usage: scripts/images.sh [--force] [--cache DIR]" >&2; exit 2 ;;
+	busybox|python) want="$want $1" ;;
+	*) echo "usage: scripts/images.sh [--force] [--cache DIR] [busybox] [python]" >&2; exit 2 ;;
 	esac
 	shift
 done
+[ -n "$want" ] || want="busybox python"
 
 say() { echo "images.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -153,7 +156,15 @@ import() {
 }
 
 PATHENV="ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-build busybox busybox_rootfs
-import busybox 1.36 "$cache/busybox.tar" "$PATHENV" 'CMD ["sh"]'
-build python311 python_rootfs
-import python 3.11-slim "$cache/python311.tar" "$PATHENV" "ENV LANG=C.UTF-8" 'CMD ["python3"]'
+for w in $want; do
+	case $w in
+	busybox)
+		build busybox busybox_rootfs
+		import busybox 1.36 "$cache/busybox.tar" "$PATHENV" 'CMD ["sh"]'
+		;;
+	python)
+		build python311 python_rootfs
+		import python 3.11-slim "$cache/python311.tar" "$PATHENV" "ENV LANG=C.UTF-8" 'CMD ["python3"]'
+		;;
+	esac
+done

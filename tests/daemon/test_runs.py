@@ -1,6 +1,6 @@
 """Real runs through kfpd: steps and their logs (whole and followed), retry from failure (only
 failed and skipped steps run again), cancel, artifacts and lineage, namespace isolation of
-artifacts."""
+artifacts, secrets (reach the step, never an answer or a log line)."""
 import os
 import sys
 import threading
@@ -103,6 +103,16 @@ try:
     st, log = d.req("GET", "/api/v1/runs/%s/steps/b/logs?follow=1" % rid2, token=tok)
     check(st == 200 and "line 5" in log, "following a finished step returns its whole log")
 
+    # the same as server-sent events: one event per line, then "event: end"
+    req = urllib.request.Request(d.url + "/api/v1/runs/%s/steps/b/logs?follow=1" % rid2,
+                                 headers={"Authorization": "Bearer " + tok,
+                                          "Accept": "text/event-stream"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        ctype = resp.headers.get("Content-Type")
+        sse = resp.read().decode()
+    check(ctype == "text/event-stream" and "data: line 1\n\n" in sse and "data: line 5\n\n" in sse
+          and sse.endswith("event: end\ndata: \n\n"), "SSE: %s %r" % (ctype, sse))
+
     # --- cancel a running run
     st, r = d.req("POST", "/api/v1/runs", {"pipeline": "slow", "params": {"dir": work, "secs": 60}}, tok)
     rid3 = r["id"]
@@ -145,6 +155,34 @@ try:
             check(st == 404, "another team cannot see the artifact%s: %s" % (p, st))
     st, _ = d.req("GET", "/api/v1/runs/%s/steps/a/logs" % rid, token=other)
     check(st == 404, "another team cannot read the logs: %s" % st)
+
+    # --- secrets: the value reaches the step of its own namespace only, and no answer or log
+    SECRET = "s3cr3t-" + "value-42"  # pipelines/secret.kfp knows only its SHA-256
+    st, b = d.req("PUT", "/api/v1/secrets/api-token", {"value": SECRET}, tok)
+    check(st == 200 and SECRET not in str(b), "put secret: %s %s" % (st, b))
+    st, b = d.req("GET", "/api/v1/secrets", token=tok)
+    check(st == 200 and [s["name"] for s in b["secrets"]] == ["api-token"] and SECRET not in str(b),
+          "list secrets: %s" % b)
+    st, b = d.req("GET", "/api/v1/secrets", token=other)
+    check(st == 200 and b["secrets"] == [], "another team sees no secret: %s" % b)
+    upload(d, tok, "secret")
+    upload(d, other, "secret")
+    st, r = d.req("POST", "/api/v1/runs", {"pipeline": "secret"}, tok)
+    r = d.wait_run(tok, r["id"])
+    check(r["state"] == "succeeded", "step saw its secret: %s" % r)
+    st, log = d.req("GET", "/api/v1/runs/%s/steps/use/logs" % r["id"], token=tok)
+    check("token-ok" in log, "secret step log: %r" % log)
+    st, ro = d.req("POST", "/api/v1/runs", {"pipeline": "secret"}, other)
+    ro = d.wait_run(other, ro["id"])
+    check(ro["state"] == "failed", "another team's run does not get the secret: %s" % ro["state"])
+    for path in ("/api/v1/runs/%s?steps=1" % r["id"], "/api/v1/runs", "/api/v1/pipelines/secret/ir"):
+        st, b = d.req("GET", path, token=tok)
+        check(SECRET not in str(b), "no secret value in %s" % path)
+    check(SECRET not in d.log(), "no secret value in the daemon log")
+    st, _ = d.req("DELETE", "/api/v1/secrets/api-token", token=tok)
+    check(st == 200, "delete secret")
+    st, _ = d.req("DELETE", "/api/v1/secrets/api-token", token=tok)
+    check(st == 404, "delete secret twice")
 
     # --- metrics saw the steps
     with urllib.request.urlopen(d.url + "/metrics") as resp:

@@ -89,6 +89,56 @@ try:
     check(s["skipped"] >= 2, "skipped count: %s" % s.get("skipped"))
     for sid in (sc, ss):
         d.req("DELETE", "/api/v1/schedules/" + sid, token=tok)
+
+    # max_concurrent: a per-second schedule of a 6-second run keeps one run going at a time
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipelines", "slow.kfp")) as f:
+        st, _ = d.req("POST", "/api/v1/pipelines", {"source": f.read(), "filename": "slow.kfp"}, tok)
+    check(st == 201, "upload slow")
+    w = os.path.join(d.dir, "mc")
+    os.makedirs(w)
+    st, s = d.req("POST", "/api/v1/schedules", {"pipeline": "slow", "cron": "* * * * * *",
+                                                 "max_concurrent": 1,
+                                                 "params": {"dir": w, "secs": 6}}, tok)
+    check(st == 201, "create max_concurrent schedule: %s %s" % (st, s))
+    smc = s["id"]
+    time.sleep(4)
+    st, b = d.req("GET", "/api/v1/runs?limit=1000&schedule=" + smc, token=tok)
+    active = [r for r in b["runs"] if r["state"] in ("queued", "running")]
+    check(len(b["runs"]) == 1 and len(active) == 1, "one run at a time: %s" %
+          [(r["id"], r["state"]) for r in b["runs"]])
+    st, s = d.req("GET", "/api/v1/schedules/" + smc, token=tok)
+    check(s["skipped"] >= 2, "fire times skipped while a run was active: %s" % s["skipped"])
+    d.req("DELETE", "/api/v1/schedules/" + smc, token=tok)
+
+    # schedules declared in the pipeline source follow its versions
+    src = """pipeline decl() {
+  schedule "* * * * * *" tz "UTC"
+  schedule "0 4 * * *" tz "Asia/Tokyo"
+  step s {
+    image "busybox:1.36"
+    timeout 1m
+    run ["true"]
+  }
+}
+"""
+    st, b = d.req("POST", "/api/v1/pipelines", {"source": src, "filename": "decl.kfp"}, tok)
+    check(st == 201, "upload with schedules: %s %s" % (st, b))
+    st, b = d.req("GET", "/api/v1/schedules?pipeline=decl", token=tok)
+    decl = sorted(b["schedules"], key=lambda s: s["index"]) if st == 200 else []
+    check(len(decl) == 2 and decl[0]["source"] == "pipeline" and decl[1]["tz"] == "Asia/Tokyo"
+          and decl[1]["next_fire_times"][0].endswith("19:00:00Z"), "declared schedules: %s" % decl)
+    if decl:
+        ft = wait_for(lambda: fire_times(d, tok, decl[0]["id"]))
+        check(ft, "a declared schedule fires")
+    st, b = d.req("POST", "/api/v1/pipelines",
+                  {"source": src.replace('  schedule "* * * * * *" tz "UTC"\n', ""),
+                   "filename": "decl.kfp"}, tok)
+    st, b = d.req("GET", "/api/v1/schedules?pipeline=decl", token=tok)
+    check(st == 200 and len(b["schedules"]) == 1 and b["schedules"][0]["cron"] == "0 4 * * *",
+          "a schedule no longer declared is gone: %s" % b)
+    st, _ = d.req("DELETE", "/api/v1/pipelines/decl", token=tok)
+    st, b = d.req("GET", "/api/v1/schedules?pipeline=decl", token=tok)
+    check(st == 200 and b["schedules"] == [], "deleting the pipeline deletes its schedules: %s" % b)
 finally:
     d.stop()
 F.done()

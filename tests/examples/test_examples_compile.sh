@@ -1,5 +1,5 @@
 #!/bin/bash
-# Every example pipeline (examples/*.kfp) and every stdlib smoke pipeline
+# Every example pipeline (examples/*.kfp, examples/lib/*.kfp) and every stdlib smoke pipeline
 # (tests/examples/pipelines/*.kfp) compiles with -Werror: exit 0, nothing on stderr.
 # The IR validates against schema/ir.schema.json, compiling twice gives identical bytes,
 # and `kfpc graph` draws it (exit 0, a DOT digraph, nothing on stderr).
@@ -13,7 +13,7 @@ unset KFPC_STDLIB_PATH
 
 fail=0
 n=0
-for f in examples/*.kfp tests/examples/pipelines/*.kfp; do
+for f in examples/*.kfp examples/lib/*.kfp tests/examples/pipelines/*.kfp; do
 	[ -e "$f" ] || continue
 	n=$((n + 1))
 	name=$(basename "$f" .kfp)
@@ -56,8 +56,8 @@ PY
 		fail=1
 	fi
 done
-if [ $n -lt 6 ]; then
-	echo "FAIL: expected at least 6 pipelines, found $n"
+if [ $n -lt 8 ]; then
+	echo "FAIL: expected at least 8 pipelines, found $n"
 	fail=1
 fi
 [ $fail -eq 0 ] && echo "ok: $n pipelines compile with -Werror, validate and draw"

@@ -8,13 +8,15 @@ Cases (data, not code: adding a case adds files):
                              absolute source dir. A case file named like an example replaces it.
   expected/CASE.out          the pipeline outputs `kfpc run` prints on stdout (after the
                              "run RUN_ID" line), exactly
-  cases/CASE.exit            optional expected exit code (default 0)
+  cases/CASE.exit            optional expected exit code (default 0); 2 means the run is
+                             refused before it starts (a bad parameter): then
+                             expected/CASE.err holds the exact stderr and nothing else is checked
 
 For every case, with a fresh state dir $KFPC_BUILD/testtmp/examples/CASE:
   1. `$KFPC run FILE --state DIR ARGS` exits as expected and prints the golden outputs;
-  2. the same command again with --explain exits the same, prints the same outputs, and
-     --explain says every step instance was `cached`, except exit handlers and steps whose
-     cache is off in the IR (`cache off`: they must run every time).
+  2. the same command again with --explain exits the same, prints the same outputs, and both
+     --explain and `kfpc show RUN` say every step instance was `cached` (or skipped), except
+     exit handlers and steps whose cache is off in the IR (`cache off`: they run every time).
 
 KFPC_UPDATE_GOLDEN=1 rewrites expected/*.out (review with git diff). Arguments: case name
 substrings to select.
@@ -87,30 +89,66 @@ def run_id_and_outputs(stdout):
     return m.group(1), "".join(lines[1:])
 
 
-def uncached_allowed(ir_path):
-    """Ids of the nodes that may legitimately run again: exit handlers and `cache off` steps
-    (sub-pipeline nodes are prefixed by their parent's id, as in the IR)."""
+def step_ids(ir_path):
+    """(all step node ids, the ids of the steps that may legitimately run again: exit handlers
+    and `cache off` steps). Sub-pipeline nodes are prefixed by their parent's id, as in the IR;
+    loops and sub-pipelines themselves are not steps."""
     with open(ir_path) as f:
         ir = json.load(f)
-    names = set()
+    steps, rerun = set(), set()
 
     def walk(nodes, handlers=False):
         for n in nodes:
             if n["kind"] == "step":
+                steps.add(n["id"])
                 if handlers or not n["cache"]["enabled"]:
-                    names.add(n["id"])
+                    rerun.add(n["id"])
             else:
                 walk(n.get("body", []))
                 walk(n.get("finally", []), True)
 
     walk(ir["nodes"])
     walk(ir["finally"], True)
-    return names
+    return steps, rerun
+
+
+def show_states(run_id, state):
+    """[(step instance, state)] from the STEP table of `kfpc show RUN`, or (None, why)."""
+    rc, out, err = kfpc(["show", run_id, "--state", state])
+    if rc != 0:
+        return None, "kfpc show %s exited %d: %s" % (run_id, rc, err.strip())
+    rows, in_table = [], False
+    for line in out.splitlines():
+        if re.match(r"^STEP\s+STATE\b", line):
+            in_table = True
+        elif in_table and not line.strip():
+            break
+        elif in_table:
+            fields = line.split()
+            rows.append((fields[0], fields[1]))
+    return rows, None
 
 
 def base_id(instance):
     """fit[2,1] -> fit; prep/gen -> prep/gen; prep[1]/gen[0] -> prep/gen."""
     return re.sub(r"\[[0-9,]*\]", "", instance)
+
+
+def compare_golden(fname, got):
+    golden = os.path.join(HERE, "expected", fname)
+    if UPDATE:
+        with open(golden, "w") as f:
+            f.write(got)
+        return []
+    if not os.path.exists(golden):
+        return ["missing %s; got:\n%s" % (os.path.relpath(golden, SRC), got)]
+    with open(golden) as f:
+        want = f.read()
+    if got == want:
+        return []
+    diff = difflib.unified_diff(want.splitlines(True), got.splitlines(True),
+                                "expected/" + fname, "kfpc run")
+    return ["%s differs:\n%s" % (fname, "".join(diff))]
 
 
 def check(name, file, args):
@@ -129,22 +167,13 @@ def check(name, file, args):
     if rc != want_rc:
         return ["kfpc %s exited %d, expected %d\nstdout:\n%s\nstderr:\n%s"
                 % (" ".join(cmd), rc, want_rc, out, err)]
+    if want_rc == 2:
+        # refused before running (bad parameter): the message is the golden data
+        return problems + compare_golden(name + ".err", err)
     run1, outputs = run_id_and_outputs(out)
     if outputs is None:
-        return ["kfpc %s printed no final status line\nstdout:\n%s" % (" ".join(cmd), out)]
-    golden = os.path.join(HERE, "expected", name + ".out")
-    if UPDATE:
-        with open(golden, "w") as f:
-            f.write(outputs)
-    elif not os.path.exists(golden):
-        problems.append("missing %s; got:\n%s" % (os.path.relpath(golden, SRC), outputs))
-    else:
-        with open(golden) as f:
-            want = f.read()
-        if outputs != want:
-            diff = difflib.unified_diff(want.splitlines(True), outputs.splitlines(True),
-                                        "expected/%s.out" % name, "kfpc run")
-            problems.append("outputs differ:\n" + "".join(diff))
+        return ["kfpc %s printed no 'run RUN_ID' line\nstdout:\n%s" % (" ".join(cmd), out)]
+    problems += compare_golden(name + ".out", outputs)
 
     rc2, out2, err2 = kfpc(cmd + ["--explain"])
     if rc2 != want_rc:
@@ -159,7 +188,7 @@ def check(name, file, args):
     status = STATUS_RE.findall(err2)
     if not status or status[-1][0] != run2:
         problems.append("second run: no final status line for %s on stderr:\n%s" % (run2, err2))
-    allowed = uncached_allowed(ir)
+    steps, allowed = step_ids(ir)
     verdicts = EXPLAIN_RE.findall(err2)
     ran = ["%s (%s)" % (step, why) for step, verdict, why in verdicts
            if verdict == "ran" and base_id(step) not in allowed]
@@ -167,6 +196,16 @@ def check(name, file, args):
         problems.append("second run: --explain reports no cached step:\n%s" % err2)
     if ran:
         problems.append("second run: not served from the cache: %s" % ", ".join(ran))
+    states, why = show_states(run2, state)
+    if states is None:
+        problems.append(why)
+    else:
+        states = [(step, st) for step, st in states if base_id(step) in steps]
+        bad = ["%s (%s)" % (step, st) for step, st in states
+               if st not in ("cached", "skipped") and base_id(step) not in allowed]
+        if bad or not states:
+            problems.append("second run: kfpc show %s lists steps that are not cached: %s"
+                            % (run2, ", ".join(bad) or "(no steps)"))
     return problems
 
 

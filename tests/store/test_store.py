@@ -308,6 +308,12 @@ def main():
         st2 = steps_by_id(doc2)
         check(st2.get("fit", {}).get("state") == "cached", "fit cached in run 2")
         check(out_art(st2.get("fit", {}), "model") == d_model, "cached step keeps the digest")
+    rc, out, err = kfpc("logs", run2, "prep")
+    check(rc == 0 and out == "3\n" and err.endswith("prep-stderr\n") and
+          ("these are the logs of %s/prep" % run) in err,
+          "logs of a cached step: the producing run's logs, said so (%d %r %r)" % (rc, out, err))
+    rc, out, err = kfpc("show", run2)
+    check(rc == 0 and ("    cached from %s/fit\n" % run) in out, "show: cached from")
     rc, out, err = kfpc("show", "r")
     check(rc == 1 and "ambiguous" in err, "ambiguous run prefix: exit 1 (%d %s)" % (rc, err))
     rc, out, err = kfpc("show", "rnope")
@@ -332,13 +338,16 @@ def main():
             if cur:
                 d = show_json(cur[0]["id"])
                 w = steps_by_id(d).get("waiter") if d else None
-                if w and w["state"] == "running":
+                # the scheduler writes an attempt's executor handle in the round after the
+                # one that started it: wait for both
+                if w and w["state"] == "running" and w["attempts"] and w["attempts"][0]["handle"]:
                     seen = (cur[0], w)
                     break
             if p.poll() is not None:
                 break
             time.sleep(0.05)
-        check(seen is not None, "a running step is visible to kfpc show from another process")
+        check(seen is not None, "a running step (with its executor handle) is visible to kfpc "
+              "show from another process")
         if seen:
             check(seen[0]["status"] == "running", "run status running while in progress")
             check(len(seen[1]["attempts"]) == 1 and seen[1]["attempts"][0]["handle"],

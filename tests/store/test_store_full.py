@@ -2,13 +2,15 @@
 """A state store that reaches its map cap (KFPC_STORE_MAX_MAP) fails the run with a clear
 error, stays consistent and readable, and keeps working once the cap is raised.
 
-  1. KFPC_STORE_MAX_MAP=256K, tests/store/data/big_value.kfp (a 600 kB value output):
-     `kfpc run` exits non-zero and says "state store is full (map size N bytes)"; it neither
-     crashes nor hangs.
+  1. KFPC_STORE_MAX_MAP=1M, tests/store/data/big_value.kfp (a 600 kB value output, also put in
+     the cache index): the map starts at 256 KiB, doubles to the 1 MiB cap, then `kfpc run`
+     exits 1 and says "state store is full (map size 1048576 bytes)"; no crash, no hang.
   2. `kfpc runs` / `kfpc show` still read the store: the run is recorded, `failed`, with the
      reason; the small step before the big one is recorded as succeeded.
   3. Without the cap, the same state dir runs a pipeline to success (the map grows) and the
      earlier records are intact.
+  4. A store whose schema version is newer than this kfpc's is refused with a clear message
+     by every command (built with mdb_load from lmdb-utils; skipped without it).
 
 Scratch: $KFPC_BUILD/testtmp/store_full/.
 """
@@ -51,9 +53,9 @@ def main():
     shutil.rmtree(TMP, ignore_errors=True)
     os.makedirs(TMP)
 
-    rc, out, err = kfpc("run", os.path.join(DATA, "big_value.kfp"), cap="256K")
+    rc, out, err = kfpc("run", os.path.join(DATA, "big_value.kfp"), cap="1M")
     check(rc == 1, "run in a full store exits 1 (the run failed), no crash (got %d)" % rc)
-    check("state store is full (map size " in err,
+    check("state store is full (map size 1048576 bytes)" in err,
           "clear map-full message on stderr:\n" + err)
 
     rc, out, err = kfpc("runs", "--json")
@@ -85,6 +87,21 @@ def main():
     runs = json.loads(out) if rc == 0 else []
     check([r["status"] for r in runs] == ["succeeded", "failed"],
           "both runs listed, newest first: %s" % [r["status"] for r in runs])
+
+    # a store from a newer kfpc
+    if shutil.which("mdb_load"):
+        newer = os.path.join(TMP, "newer")
+        os.makedirs(os.path.join(newer, "store.mdb"))
+        subprocess.run(["mdb_load", "-T", "-s", "meta", os.path.join(newer, "store.mdb")],
+                       input=b"schema\n99\n", check=True)
+        for args in (["runs"], ["show", "r1"], ["run", os.path.join(DATA, "big_value.kfp")]):
+            p = subprocess.run([KFPC] + args + ["--state", newer], cwd=TMP,
+                               capture_output=True, timeout=60)
+            err = p.stderr.decode(errors="replace")
+            check(p.returncode in (1, 2) and "was written by a newer kfpc (schema 99 > 1)" in err,
+                  "kfpc %s refuses a newer store (exit %d): %s" % (args[0], p.returncode, err))
+    else:
+        print("note: mdb_load not installed; schema version check skipped", file=sys.stderr)
 
 
 if __name__ == "__main__":

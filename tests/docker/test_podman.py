@@ -1,0 +1,29 @@
+#!/usr/bin/python3
+"""The docker executor against Podman's Docker-compatible service (`podman system service`,
+runc runtime, cgroupfs; started by `scripts/dockerd.sh --podman`): examples hello and train
+give the same outputs as the local executor, and every case of test_docker_failures passes,
+with no container left behind.
+
+If Podman cannot run on this machine the test prints `SKIPPED: <reason>` and exits 0.
+Arguments: example case name substrings (default: hello train).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dockerlib as dl  # noqa: E402
+import test_docker_examples  # noqa: E402
+import test_docker_failures  # noqa: E402
+
+
+def main():
+    dl.preflight()
+    eng = dl.Engine("podman", kind="podman").start()
+    eng.images("busybox", "python")
+    test_docker_examples.compare_all(eng, sys.argv[1:] or ["hello", "train"])
+    test_docker_failures.check_all(eng)
+    dl.finish()
+
+
+if __name__ == "__main__":
+    main()

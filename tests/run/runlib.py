@@ -1,0 +1,94 @@
+"""Shared helpers for the tests/run Python tests (not a test itself: no test_ prefix)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+SRC = os.environ.get("KFPC_SRC", os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+BUILD = os.environ.get("KFPC_BUILD", os.path.join(SRC, "build"))
+KFPC = os.environ.get("KFPC", os.path.join(BUILD, "kfpc"))
+LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] (\S+) (succeeded|failed|cached|skipped|cancelled)( \(|$| at )")
+
+
+def scratch(name):
+    d = os.path.join(BUILD, "testtmp", name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def env_for(d):
+    env = dict(os.environ)
+    env.pop("KFPC_STATE", None)
+    env["NO_COLOR"] = "1"
+    env["KFPC_CASE_DIR"] = d
+    return env
+
+
+def write(d, name, text):
+    p = os.path.join(d, name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+def kfpc_run(d, args, env=None, timeout=300):
+    return subprocess.run([KFPC, "run"] + args + ["--state", os.path.join(d, "state")],
+                          cwd=d, env=env or env_for(d), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def states(stderr):
+    out = {}
+    for l in stderr.splitlines():
+        m = LINE.match(l)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def outputs(stdout):
+    return dict(l.split(" = ", 1) for l in stdout.splitlines() if " = " in l)
+
+
+def run_id(stdout):
+    m = re.search(r"^run (\S+)$", stdout, re.M)
+    return m.group(1) if m else None
+
+
+def leftovers(rid):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            with open("/proc/%s/stat" % pid) as f:
+                st = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if st != "Z" and ("KFPC_RUN_ID=%s" % rid).encode() in env:
+            found.append(int(pid))
+    return found
+
+
+class Checker:
+    def __init__(self, name):
+        self.name = name
+        self.failures = 0
+
+    def check(self, cond, what, detail=""):
+        if cond:
+            print("ok   " + what)
+        else:
+            self.failures += 1
+            print("FAIL " + what)
+            if detail:
+                print("     " + detail.replace("\n", "\n     "))
+
+    def done(self):
+        print("%s: %s" % (self.name, "%d failure(s)" % self.failures if self.failures else "all ok"))
+        sys.exit(1 if self.failures else 0)
