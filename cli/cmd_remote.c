@@ -6,16 +6,23 @@
  * ~/.config/kfpc/config), which may also hold "server = URL" (used when --server is not given).
  * Exit codes: 0 done, 1 the server refused or the run failed, 2 usage, I/O or connection error. */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
 
 /* Runs remote command ARGV[0] against SERVER (NULL: $KFPC_SERVER, else the config file's
  * "server"). Returns the exit code. ARGV is reordered in place (--json removed). */
+extern char **environ;
+
 int cmd_remote(int argc, char **argv, const char *server);
 
 /* The subcommand-table form: `kfpc remote COMMAND ...` (argv[0] = "remote"). */
@@ -35,7 +42,7 @@ static const char remote_usage[] =
 	"  schedule create PIPELINE --cron EXPR [--tz ZONE] [-p NAME=VALUE]... [--max-concurrent N]\n"
 	"                  [--policy skip|catchup] [--version N] [--paused]\n"
 	"  schedule list | schedule pause ID | schedule resume ID | schedule delete ID\n"
-	"  artifact get DIGEST|RUN/STEP/OUTPUT -o PATH\n"
+	"  artifact get DIGEST|RUN/STEP/OUTPUT -o PATH   (a directory artifact is unpacked into PATH)\n"
 	"  lineage DIGEST\n"
 	"  whoami\n"
 	"Add --json anywhere to print the server's JSON answer as is.\n";
@@ -45,6 +52,7 @@ struct client {
 	char *token;
 	int json;       /* --json: print raw answers */
 	CURL *curl;
+	char ctype[128]; /* Content-Type of the last answer */
 };
 
 struct buf {
@@ -128,6 +136,9 @@ static long request(struct client *c, const char *method, const char *path, json
 		return -1;
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	char *ct = NULL;
+	curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+	snprintf(c->ctype, sizeof c->ctype, "%s", ct ? ct : "");
 	if (out && b.p)
 		*out = json_tokener_parse(b.p);
 	free(b.p);
@@ -199,6 +210,64 @@ static char *read_all(const char *path)
 	return p;
 }
 
+/* The .kfp files beside a submitted file (for its relative imports): collected by nftw. */
+static struct {
+	json_object *files;  /* relative path -> text */
+	size_t rootlen;
+	const char *main;    /* the submitted file's path (skipped) */
+	size_t n, bytes;
+} sib;
+
+static int add_sibling(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	const char *rel = path + sib.rootlen;
+	size_t l = strlen(path);
+	char *text;
+
+	if (flag == FTW_D && ftw->level > 0 && (path[ftw->base] == '.' || ftw->level > 4))
+		return FTW_SKIP_SUBTREE;
+	if (flag != FTW_F || l < 5 || strcmp(path + l - 4, ".kfp") || !strcmp(path, sib.main) ||
+	    path[ftw->base] == '.')
+		return FTW_CONTINUE;
+	if (++sib.n > 200 || (sib.bytes += (size_t)sb->st_size) > (3u << 20))
+		return FTW_STOP; /* too much beside it: send what we have */
+	while (*rel == '/')
+		rel++;
+	if ((text = read_all(path))) {
+		json_object_object_add(sib.files, rel, json_object_new_string(text));
+		free(text);
+	}
+	return FTW_CONTINUE;
+}
+
+/* Returns the .kfp files under FILE's directory (relative paths; FILE itself excluded), or NULL
+ * if there are none. */
+static json_object *siblings(const char *file)
+{
+	char dir[4096], main_path[4200];
+	const char *slash = strrchr(file, '/');
+
+	if (slash) {
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
+		if (!dir[0])
+			snprintf(dir, sizeof dir, "/");
+		snprintf(main_path, sizeof main_path, "%s", file);
+	} else {
+		snprintf(dir, sizeof dir, ".");
+		snprintf(main_path, sizeof main_path, "./%s", file); /* nftw's paths start "./" */
+	}
+	sib.files = json_object_new_object();
+	sib.rootlen = strlen(dir);
+	sib.main = main_path;
+	sib.n = sib.bytes = 0;
+	nftw(dir, add_sibling, 16, FTW_PHYS | FTW_ACTIONRETVAL);
+	if (!json_object_object_length(sib.files)) {
+		json_object_put(sib.files);
+		sib.files = NULL;
+	}
+	return sib.files;
+}
+
 static void print_diagnostics(json_object *ans)
 {
 	json_object *d, *list;
@@ -258,8 +327,11 @@ static int do_submit(struct client *c, int argc, char **argv)
 		json_object_object_add(body, "ir", ir);
 	} else {
 		const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+		json_object *files = siblings(file);
 		json_object_object_add(body, "source", json_object_new_string(text));
 		json_object_object_add(body, "filename", json_object_new_string(base));
+		if (files)
+			json_object_object_add(body, "files", files);
 	}
 	if (name)
 		json_object_object_add(body, "name", json_object_new_string(name));
@@ -687,6 +759,25 @@ static int do_artifact(struct client *c, int argc, char **argv)
 		return rc;
 	}
 	json_object_put(ans);
+	if (!strncmp(c->ctype, "application/x-tar", 17)) {
+		/* a directory artifact: unpack it into OUT */
+		char *targv[] = {"tar", "-xf", tmp, "-C", (char *)out, NULL};
+		pid_t pid;
+		int ws = 0;
+		if (mkdir(out, 0755)) {
+			fprintf(stderr, "kfpc: %s: %s\n", out, strerror(errno));
+			unlink(tmp);
+			return 2;
+		}
+		if (posix_spawnp(&pid, "tar", NULL, NULL, targv, environ) ||
+		    waitpid(pid, &ws, 0) < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws)) {
+			fprintf(stderr, "kfpc: cannot unpack the directory artifact into %s\n", out);
+			unlink(tmp);
+			return 2;
+		}
+		unlink(tmp);
+		return 0;
+	}
 	if (rename(tmp, out)) {
 		fprintf(stderr, "kfpc: %s: %s\n", out, strerror(errno));
 		unlink(tmp);
@@ -764,7 +855,7 @@ int cmd_remote_wants(const char *name)
 
 int cmd_remote(int argc, char **argv, const char *server)
 {
-	struct client c = {NULL, NULL, 0, NULL};
+	struct client c = {NULL, NULL, 0, NULL, ""};
 	char *srv = NULL, url[1024];
 	const char *cmd;
 	int i, j, rc = 2;

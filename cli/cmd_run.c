@@ -1,5 +1,6 @@
 /* cmd_run.c - `kfpc run`: parse the command line, hand over to run_main (engine/run.c). */
 #include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -128,6 +129,7 @@ int cmd_run(int argc, char **argv)
 	}
 	o.params = params;
 	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stderr, NULL, _IOLBF, 0); /* one write per progress line */
 	code = run_main(&o, stdout, stderr);
 	free(params);
 	return code;

@@ -15,4 +15,9 @@ int cmd_logs(int argc, char **argv);    /* cli/cmd_inspect.c */
 int cmd_artifact(int argc, char **argv);/* cli/cmd_inspect.c */
 int cmd_lineage(int argc, char **argv); /* cli/cmd_inspect.c */
 
+/* The kfpd client (cli/cmd_remote.c). cmd_remote runs ARGV[0] against SERVER (NULL: $KFPC_SERVER
+ * or the config file); cmd_remote_wants says whether NAME is a remote command. */
+int cmd_remote(int argc, char **argv, const char *server);
+int cmd_remote_wants(const char *name);
+
 #endif

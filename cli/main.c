@@ -23,12 +23,12 @@ static const struct command {
 	 "run FILE.kfp|IR.json [-p NAME=VALUE]... [--executor local|docker] [--state DIR]\n"
 	 "              [--parallelism N] [--no-cache] [--explain] [--resume RUN]",
 	 "execute a pipeline here, with durable state"},
-	{"runs", cmd_runs, "runs [--state DIR]", "list the runs in the local store"},
-	{"show", cmd_show, "show RUN [--state DIR]", "a run's steps with status, timings and outputs"},
-	{"logs", cmd_logs, "logs RUN STEP [--state DIR]", "print a step's log"},
-	{"artifact", cmd_artifact, "artifact get RUN/STEP/OUTPUT -o PATH [--state DIR]",
+	{"runs", cmd_runs, "runs [--state DIR] [--json]", "list the runs in the local store"},
+	{"show", cmd_show, "show RUN [--state DIR] [--json]   (RUN may be a unique prefix)", "a run's steps with status, timings and outputs"},
+	{"logs", cmd_logs, "logs RUN STEP [--attempt N] [--stdout|--stderr] [--state DIR]", "print a step's log"},
+	{"artifact", cmd_artifact, "artifact get RUN/STEP/OUTPUT|DIGEST -o PATH|- [--state DIR]",
 	 "copy an artifact out of the store"},
-	{"lineage", cmd_lineage, "lineage ARTIFACT [--state DIR]",
+	{"lineage", cmd_lineage, "lineage RUN/STEP/OUTPUT|DIGEST [--state DIR]",
 	 "what produced an artifact, and from which inputs"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -47,16 +47,48 @@ static int usage(FILE *f)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "  %-10s %s\n", "help", "help [COMMAND]: show a command's usage");
+	fprintf(f, "\nWith --server URL (anywhere on the line) commands go to a kfpd daemon instead of the\n"
+		   "local store; submit, cancel, retry, schedule, pipelines and whoami are kfpd-only.\n"
+		   "The token comes from $KFPC_TOKEN or the config file ($KFPC_CONFIG, ~/.config/kfpc/config).\n");
 	fprintf(f, "\nThe language is described in SPEC.md; `kfpc help COMMAND` shows a command's options.\n");
 	return f == stdout ? 0 : 2;
+}
+
+/* Removes `--server URL` / `--server=URL` from anywhere in argv; returns the URL or NULL. */
+static const char *take_server(int *argc, char **argv)
+{
+	const char *url = NULL;
+	int i, j, skip;
+
+	for (i = 1; i < *argc; i += skip) {
+		skip = 1;
+		if (!strcmp(argv[i], "--")) /* everything after -- is an argument */
+			break;
+		if (!strcmp(argv[i], "--server") && i + 1 < *argc) {
+			url = argv[i + 1];
+			skip = 2;
+		} else if (!strncmp(argv[i], "--server=", 9)) {
+			url = argv[i] + 9;
+		} else {
+			continue;
+		}
+		for (j = i; j + skip <= *argc; j++)
+			argv[j] = argv[j + skip];
+		*argc -= skip;
+		skip = 0;
+	}
+	return url;
 }
 
 int main(int argc, char **argv)
 {
 	const struct command *cmd;
+	const char *server = take_server(&argc, argv);
 
 	if (argc < 2)
 		return usage(stderr);
+	if (server) /* every command goes to kfpd */
+		return cmd_remote(argc - 1, argv + 1, server);
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
 		printf("kfpc %s\n", KFPC_VERSION);
 		return 0;
@@ -72,6 +104,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!(cmd = find(argv[1]))) {
+		if (cmd_remote_wants(argv[1])) /* submit, cancel, schedule...: kfpd only */
+			return cmd_remote(argc - 1, argv + 1, NULL);
 		fprintf(stderr, "kfpc: unknown command '%s' (try 'kfpc help')\n", argv[1]);
 		return 2;
 	}

@@ -893,8 +893,10 @@ static json_object *jparam(struct lw *w, const struct sparam *p)
 		json_object_object_add(c, "min", jlit(p->min, p->type));
 	if (p->has_max)
 		json_object_object_add(c, "max", jlit(p->max, p->type));
-	if (p->one_of)
-		json_object_object_add(c, "one_of", jlit(p->one_of, NULL));
+	if (p->one_of) {
+		struct type lt = {TYPE_LIST, p->type, NULL};
+		json_object_object_add(c, "one_of", jlit(p->one_of, &lt));
+	}
 	if (p->regex)
 		json_object_object_add(c, "regex", json_object_new_string(p->regex));
 	json_object_object_add(o, "constraints", c);

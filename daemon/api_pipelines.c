@@ -1,14 +1,17 @@
 /* api_pipelines.c - pipelines: upload source (compiled here), versions, IR.
  *
  * POST /api/v1/pipelines {"source": TEXT, "filename"?: "train.kfp", "name"?: NAME,
- *                         "pipeline"?: ENTRY} (or {"ir": IR, "name"?}) compiles the source with
+ *                         "pipeline"?: ENTRY, "files"?: {"lib/common.kfp": TEXT, ...}}
+ * (or {"ir": IR, "name"?}) compiles the source (its relative imports found among "files") with
  * compile_file(); errors give 422 {"error":..., "diagnostics": SPEC §7 JSON}. A new version is
  * recorded unless the IR is byte-identical to the latest version's (then 200 and that version).
- * The source is written to a private temporary directory only for the compiler (imports of
- * relative files are therefore not available; `std/` imports are). The pipeline's own
+ * The sources are written to a private temporary directory only for the compiler, and removed
+ * after; only "source" is kept with the version. The pipeline's own
  * `schedule` declarations become schedules (sched_sync_pipeline); deleting a pipeline deletes
  * its schedules. */
 #include <errno.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,29 +22,97 @@
 #include "db.h"
 #include "diag.h"
 
-/* Rewrites every "file" member equal to FROM into TO, recursively, in O. */
-static void rename_files(json_object *o, const char *from, const char *to)
+/* Rewrites every "file" member under directory DIR ("DIR/x/y.kfp") into "x/y.kfp",
+ * recursively, in O: diagnostics name the files as the client sent them. */
+static void rename_files(json_object *o, const char *dir)
 {
-	size_t i;
+	size_t i, n = strlen(dir);
 
 	if (json_object_is_type(o, json_type_array)) {
 		for (i = 0; i < json_object_array_length(o); i++)
-			rename_files(json_object_array_get_idx(o, i), from, to);
+			rename_files(json_object_array_get_idx(o, i), dir);
 	} else if (json_object_is_type(o, json_type_object)) {
 		json_object_object_foreach(o, key, val) {
+			const char *s = json_object_get_string(val);
 			if (!strcmp(key, "file") && json_object_is_type(val, json_type_string) &&
-			    !strcmp(json_object_get_string(val), from))
-				json_object_object_add(o, key, json_object_new_string(to));
+			    !strncmp(s, dir, n) && s[n] == '/')
+				json_object_object_add(o, key, json_object_new_string(s + n + 1));
 			else
-				rename_files(val, from, to);
+				rename_files(val, dir);
 		}
 	}
 }
 
-/* Compiles SOURCE as FILENAME. Returns 0 with the IR text in *IR (malloc'd), 1 with diagnostics
+/* Returns 1 if P is a safe relative path of a .kfp file: components of [A-Za-z0-9_.-] not
+ * starting with '.', at most 8 deep. */
+static int relpath_ok(const char *p)
+{
+	char comp[64];
+	int depth = 0;
+	size_t l = strlen(p);
+
+	if (l < 5 || l > 400 || strcmp(p + l - 4, ".kfp"))
+		return 0;
+	while (*p) {
+		size_t c = strcspn(p, "/");
+		if (c == 0 || c >= sizeof comp || ++depth > 8)
+			return 0;
+		memcpy(comp, p, c);
+		comp[c] = 0;
+		if (!util_name_ok(comp))
+			return 0;
+		p += c;
+		if (*p == '/')
+			p++;
+	}
+	return 1;
+}
+
+/* Writes FILES (relative path -> text) under DIR. Returns NULL or an error message. */
+static const char *write_files(const char *dir, json_object *files, char *buf, size_t n)
+{
+	char path[4700], *slash;
+	int count = 0;
+
+	json_object_object_foreach(files, rel, text) {
+		if (++count > 500)
+			return "\"files\": at most 500 files";
+		if (!relpath_ok(rel) || !json_object_is_type(text, json_type_string)) {
+			snprintf(buf, n, "\"files\": '%.200s' is not a relative NAME.kfp path with text",
+				 rel);
+			return buf;
+		}
+		snprintf(path, sizeof path, "%s/%s", dir, rel);
+		if ((slash = strrchr(path, '/')) && slash > path + strlen(dir)) {
+			*slash = 0;
+			if (util_mkdirs(path))
+				return "cannot write the sources";
+			*slash = '/';
+		}
+		if (util_write_file(path, json_object_get_string(text),
+				    (size_t)json_object_get_string_len(text)))
+			return "cannot write the sources";
+	}
+	return NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+/* Removes the temporary directory DIR and everything in it. */
+static void remove_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Compiles SOURCE as FILENAME (with FILES, relative path -> text, beside it for imports). Returns 0 with the IR text in *IR (malloc'd), 1 with diagnostics
  * in *DIAGS (json, caller puts), or -1 with a message in ERR. */
-static int compile_source(struct kfpd *k, const char *source, const char *filename,
-			  const char *entry, char **ir, json_object **diags, char *err, size_t n)
+static int compile_source(struct kfpd *k, const char *source, json_object *files,
+			  const char *filename, const char *entry, char **ir, json_object **diags,
+			  char *err, size_t n)
 {
 	char dir[4096], path[4200], rnd[17];
 	struct compile_opts o = {entry, 0};
@@ -57,7 +128,20 @@ static int compile_source(struct kfpd *k, const char *source, const char *filena
 		return snprintf(err, n, "no randomness"), -1;
 	snprintf(dir, sizeof dir, "%s/tmp/c-%s", k->data_dir, rnd);
 	snprintf(path, sizeof path, "%s/%s", dir, filename);
-	if (util_mkdirs(dir) || util_write_file(path, source, strlen(source))) {
+	if (util_mkdirs(dir)) {
+		snprintf(err, n, "cannot write the source: %s", strerror(errno));
+		goto out;
+	}
+	if (files) {
+		const char *e = write_files(dir, files, err, n);
+		if (e) {
+			if (e != err)
+				snprintf(err, n, "%s", e);
+			rc = -2;
+			goto out;
+		}
+	}
+	if (util_write_file(path, source, strlen(source))) {
 		snprintf(err, n, "cannot write the source: %s", strerror(errno));
 		goto out;
 	}
@@ -89,7 +173,7 @@ static int compile_source(struct kfpd *k, const char *source, const char *filena
 	*diags = dbuf ? json_tokener_parse(dbuf) : NULL;
 	if (!*diags)
 		*diags = json_object_new_object();
-	rename_files(*diags, path, filename);
+	rename_files(*diags, dir);
 	rc = 1;
 out:
 	if (f)
@@ -97,8 +181,7 @@ out:
 	free(out);
 	free(dbuf);
 	diag_free(d);
-	unlink(path);
-	rmdir(dir);
+	remove_tree(dir);
 	return rc;
 }
 
@@ -135,8 +218,18 @@ int api_pl_create(struct req *r)
 		goto out;
 	}
 	if (source) {
-		rc = compile_source(r->k, source, filename, js_str(body, "pipeline", NULL), &irtext,
-				    &diags, err, sizeof err);
+		json_object *files = NULL;
+		if (json_object_object_get_ex(body, "files", &files) && files &&
+		    !json_object_is_type(files, json_type_object)) {
+			rc = http_reply_error(r, 400, "\"files\": want an object: path -> text");
+			goto out;
+		}
+		rc = compile_source(r->k, source, files, filename, js_str(body, "pipeline", NULL),
+				    &irtext, &diags, err, sizeof err);
+		if (rc == -2) {
+			rc = http_reply_error(r, 400, "%s", err);
+			goto out;
+		}
 		if (rc < 0) {
 			rc = http_reply_error(r, 500, "%s", err);
 			goto out;

@@ -5,6 +5,8 @@
  * lineage answers list only the namespace's own runs. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,12 @@
 #include "art.h"
 #include "db.h"
 #include "store.h"
+
+extern char **environ;
+
+/* the artifact store (art.h handles are not thread-safe: one, under art_lock) */
+static pthread_mutex_t art_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct art *cas;
 
 /* Loads run r->arg[0] of the caller's namespace, or replies 404 and returns NULL. */
 static json_object *load_own(struct req *r, const char *id)
@@ -245,6 +253,10 @@ void api_runs_cache_free(void)
 {
 	size_t i;
 
+	pthread_mutex_lock(&art_lock);
+	art_close(cas);
+	cas = NULL;
+	pthread_mutex_unlock(&art_lock);
 	pthread_mutex_lock(&rcache_lock);
 	for (i = 0; i < RCACHE; i++) {
 		free(rcache[i].body);
@@ -551,7 +563,6 @@ int api_run_logs(struct req *r)
 
 /* ---- artifacts --------------------------------------------------------------------------------- */
 
-static pthread_mutex_t art_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Returns 1 if run RUN belongs to namespace NS. */
 static int run_in_ns(struct kfpd *k, const char *run, const char *ns)
@@ -642,9 +653,72 @@ int api_art_get(struct req *r)
 	return o ? http_reply_json(r, 200, o) : http_done(r);
 }
 
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	chmod(path, 0700); /* exported files may be read-only */
+	return remove(path);
+}
+
+/* Request cleanup of a directory download: removes its temporary export. */
+static void remove_export(void *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+/* Answers a directory artifact as a tar stream: the tree is exported from the CAS to a temporary
+ * directory and `tar -c` writes it into a pipe that MHD sends (the loop reaps tar). */
+static int send_dir(struct req *r, const char *digest)
+{
+	char tmpl[4200], out[4300], err[256];
+	char *argv[] = {"tar", "-C", out, "-cf", "-", ".", NULL};
+	posix_spawn_file_actions_t fa;
+	struct MHD_Response *resp;
+	int p[2], rc;
+	pid_t pid;
+
+	snprintf(tmpl, sizeof tmpl, "%s/tmp/a-XXXXXX", r->k->data_dir);
+	if (!mkdtemp(tmpl))
+		return http_reply_error(r, 500, "cannot export the artifact: %s", strerror(errno));
+	snprintf(out, sizeof out, "%s/out", tmpl);
+	pthread_mutex_lock(&art_lock);
+	rc = cas ? art_export(cas, digest, ART_DIR, out) : -1;
+	if (rc)
+		snprintf(err, sizeof err, "%s", cas ? art_errmsg(cas) : "no artifact store");
+	pthread_mutex_unlock(&art_lock);
+	r->stream = strdup(tmpl);
+	r->stream_free = remove_export;
+	if (rc)
+		return http_reply_error(r, 410, "artifact content is no longer stored: %s", err);
+	if (pipe2(p, O_CLOEXEC))
+		return http_reply_error(r, 500, "cannot stream the artifact: %s", strerror(errno));
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	pthread_mutex_lock(&util_env_lock);
+	rc = posix_spawnp(&pid, "tar", &fa, NULL, argv, environ);
+	pthread_mutex_unlock(&util_env_lock);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (rc) {
+		close(p[0]);
+		return http_reply_error(r, 500, "cannot run tar: %s", strerror(rc));
+	}
+	if (!(resp = MHD_create_response_from_pipe(p[0]))) {
+		close(p[0]);
+		return http_reply_error(r, 500, "out of memory");
+	}
+	char disp[128];
+	snprintf(disp, sizeof disp, "attachment; filename=\"%.16s.tar\"", digest);
+	MHD_add_response_header(resp, "Content-Type", "application/x-tar");
+	MHD_add_response_header(resp, "Content-Disposition", disp);
+	return http_reply_response(r, 200, resp);
+}
+
 int api_art_content(struct req *r)
 {
-	static struct art *cas;
 	char *digest = NULL, *path = NULL, state[4200], err[256];
 	json_object *o = load_art(r, r->arg[0], &digest);
 	struct MHD_Response *resp;
@@ -653,17 +727,20 @@ int api_art_content(struct req *r)
 
 	if (!o)
 		return http_done(r);
+	pthread_mutex_lock(&art_lock);
+	snprintf(state, sizeof state, "%s/state", r->k->data_dir);
+	if (!cas && art_open(state, &cas, err, sizeof err))
+		cas = NULL;
+	pthread_mutex_unlock(&art_lock);
 	if (strcmp(js_str(o, "kind", "file"), "file")) {
 		json_object_put(o);
+		fd = send_dir(r, digest);
 		free(digest);
-		return http_reply_error(r, 501, "artifact '%s' is a directory: download a file "
-						"artifact, or use kfpc artifact get on the daemon host",
-					r->arg[0]);
+		return fd;
 	}
 	json_object_put(o);
 	pthread_mutex_lock(&art_lock);
-	snprintf(state, sizeof state, "%s/state", r->k->data_dir);
-	if (cas || art_open(state, &cas, err, sizeof err) == 0)
+	if (cas)
 		path = art_object_path(cas, digest, ART_FILE);
 	pthread_mutex_unlock(&art_lock);
 	free(digest);

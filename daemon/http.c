@@ -453,6 +453,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	r = &c->r;
 	if (*size) {
+		r->seen += *size;
+		if (r->seen > 16ull * KFPD_MAX_BODY)
+			return MHD_NO; /* a body that never ends: close the connection */
 		if (!c->answered && !r->too_big) {
 			if (r->len + *size > KFPD_MAX_BODY) {
 				r->too_big = 1;

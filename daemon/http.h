@@ -33,6 +33,7 @@ struct req {
 	char *body;           /* NUL-terminated request body (http.c frees) */
 	size_t len, cap;
 	int too_big;          /* body exceeded KFPD_MAX_BODY */
+	unsigned long long seen; /* body bytes received, kept or not */
 	const char *arg[4];   /* path arguments captured by ":x" route segments */
 	char argbuf[512];
 	char ns[64];          /* the caller's namespace ("" for admin) */

@@ -21,7 +21,7 @@ struct MHD_Daemon;
 
 /* Limits on what a client may send. */
 #define KFPD_MAX_BODY (4u << 20)    /* request bodies: 4 MiB */
-#define KFPD_MAX_HEADERS (16u << 10) /* per-connection header memory: 16 KiB */
+#define KFPD_MAX_HEADERS (12u << 10) /* per-connection header memory: 12 KiB */
 
 /* Daemon configuration and shared state. One per process, owned by main(). */
 struct kfpd {

@@ -409,13 +409,100 @@ err:
 
 /* ---- create ---------------------------------------------------------------------------------- */
 
+/* Group commit: concurrent creations share one write transaction (and its fsync). The first
+ * thread to find no commit in progress commits everything queued; the others wait for it. */
+struct new_run {
+	struct new_run *next;
+	const char *id, *ns;
+	json_object *run, *ir;
+	const char *schedule;
+	time_t fire;
+	int rc, done;
+};
+
+static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gc_cond = PTHREAD_COND_INITIALIZER;
+static struct new_run *gc_head, **gc_tail = &gc_head;
+static int gc_busy;
+
+/* Puts one new run's records into TXN. Returns 0, -EEXIST (its fire time already fired: nothing
+ * put) or a negative database error. */
+static int put_new_run(struct kfpd *k, MDB_txn *txn, struct new_run *p)
+{
+	char key[300], fkey[128];
+	json_object *o;
+	int rc;
+
+	if (p->schedule) {
+		snprintf(fkey, sizeof fkey, "%.64s/%012lld", p->schedule, (long long)p->fire);
+		if (db_get(k->db, txn, DB_FIRES, fkey, &o) == 0) {
+			json_object_put(o);
+			return -EEXIST;
+		}
+	}
+	snprintf(key, sizeof key, "%s/%s", p->ns, p->id);
+	o = json_object_new_object();
+	rc = db_put(k->db, txn, DB_RUNS, p->id, p->run);
+	if (!rc)
+		rc = db_put(k->db, txn, DB_NSRUNS, key, o);
+	if (!rc)
+		rc = db_put(k->db, txn, DB_RUNIR, p->id, p->ir);
+	json_object_put(o);
+	if (!rc && p->schedule) {
+		o = json_object_new_string(p->id);
+		rc = db_put(k->db, txn, DB_FIRES, fkey, o);
+		json_object_put(o);
+	}
+	return rc;
+}
+
+/* Commits P durably (with whatever else is queued). Returns P's result. */
+static int commit_new_run(struct kfpd *k, struct new_run *p)
+{
+	pthread_mutex_lock(&gc_lock);
+	*gc_tail = p;
+	gc_tail = &p->next;
+	while (!p->done) {
+		if (gc_busy) {
+			pthread_cond_wait(&gc_cond, &gc_lock);
+			continue;
+		}
+		struct new_run *batch = gc_head, *q;
+		MDB_txn *txn = NULL;
+		int rc;
+		gc_head = NULL;
+		gc_tail = &gc_head;
+		gc_busy = 1;
+		pthread_mutex_unlock(&gc_lock);
+		rc = db_begin(k->db, 1, &txn);
+		for (q = batch; q && !rc; q = q->next) {
+			q->rc = put_new_run(k, txn, q);
+			if (q->rc && q->rc != -EEXIST)
+				rc = q->rc;
+		}
+		if (rc)
+			db_abort(txn);
+		else
+			rc = db_commit(txn);
+		pthread_mutex_lock(&gc_lock);
+		for (q = batch; q; q = q->next) {
+			if (rc)
+				q->rc = rc;
+			q->done = 1;
+		}
+		gc_busy = 0;
+		pthread_cond_broadcast(&gc_cond);
+	}
+	pthread_mutex_unlock(&gc_lock);
+	return p->rc;
+}
+
 int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *pv,
 		json_object *params, const char *schedule, time_t fire, json_object **out,
 		char *err, size_t n)
 {
-	char id[STORE_RUN_ID_SIZE], ts[32], key[300];
+	char id[STORE_RUN_ID_SIZE], ts[32];
 	json_object *ir, *resolved, *run;
-	MDB_txn *txn;
 	int rc;
 
 	*out = NULL;
@@ -450,37 +537,16 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 			       schedule ? json_object_new_string(util_iso8601(fire, ts)) : NULL);
 	json_object_object_add(run, "executor", json_object_new_string(k->executor));
 	json_object_object_add(run, "spawns", json_object_new_int(0));
-	snprintf(key, sizeof key, "%s/%s", ns, id);
-	if ((rc = db_begin(k->db, 1, &txn)))
-		goto dberr;
-	json_object *empty = json_object_new_object();
-	rc = db_put(k->db, txn, DB_RUNS, id, run);
-	if (!rc)
-		rc = db_put(k->db, txn, DB_NSRUNS, key, empty);
-	if (!rc)
-		rc = db_put(k->db, txn, DB_RUNIR, id, ir);
-	json_object_put(empty);
-	if (!rc && schedule) {
-		char fkey[128];
-		json_object *o;
-		snprintf(fkey, sizeof fkey, "%.64s/%012lld", schedule, (long long)fire);
-		if (db_get(k->db, txn, DB_FIRES, fkey, &o) == 0) {
-			json_object_put(o);
-			db_abort(txn);
-			json_object_put(run);
+	struct new_run nr = {NULL, id, ns, run, ir, schedule, fire, 0, 0};
+	if ((rc = commit_new_run(k, &nr))) {
+		json_object_put(run);
+		if (rc == -EEXIST) {
 			snprintf(err, n, "fire time already fired");
-			return -EEXIST;
+			return rc;
 		}
-		o = json_object_new_string(id);
-		rc = db_put(k->db, txn, DB_FIRES, fkey, o);
-		json_object_put(o);
+		snprintf(err, n, "database error");
+		return rc < 0 ? rc : -EIO;
 	}
-	if (rc) {
-		db_abort(txn);
-		goto dberr;
-	}
-	if ((rc = db_commit(txn)))
-		goto dberr;
 	pthread_mutex_lock(&runs_lock);
 	if (!pending_start)
 		pending_start = json_object_new_array();
@@ -492,10 +558,6 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 	       NULL);
 	*out = run;
 	return 0;
-dberr:
-	json_object_put(run);
-	snprintf(err, n, "database error");
-	return rc < 0 ? rc : -EIO;
 }
 
 /* ---- record helpers (callers hold runs_lock) --------------------------------------------------- */

@@ -40,6 +40,11 @@
 
 #define BUFSZ (128 * 1024)
 
+/* The listing of an empty directory (art.h): never the empty string, whose digest is an empty
+ * file's. */
+#define EMPTY_DIR "kfpc-empty-dir"
+#define EMPTY_DIR_LEN 15 /* with its NUL */
+
 struct art {
 	char *root;   /* absolute STATE/cas */
 	char *tmp;    /* STATE/cas/tmp */
@@ -696,12 +701,16 @@ static int walk_dir(struct art *a, const char *top, enum walk_mode mode,
 				break;
 			continue;
 		}
-		/* all entries done: the listing is complete */
-		if (mode == WALK_HASH)
-			rc = sha_mem(a, f->buf ? f->buf : "", f->len, d) < 0
-				     ? seterr(a, ART_EIO, "SHA-256 failed") : 0;
-		else
-			rc = store_bytes(a, ART_DIR, f->buf ? f->buf : "", f->len, d);
+		/* all entries done: the listing is complete (an empty one is the marker) */
+		{
+			const char *lb = f->len ? f->buf : EMPTY_DIR;
+			size_t ll = f->len ? f->len : EMPTY_DIR_LEN;
+			if (mode == WALK_HASH)
+				rc = sha_mem(a, lb, ll, d) < 0 ? seterr(a, ART_EIO, "SHA-256 failed")
+							       : 0;
+			else
+				rc = store_bytes(a, ART_DIR, lb, ll, d);
+		}
 		if (rc)
 			break;
 		if (mode == WALK_CONSUME)
@@ -802,8 +811,10 @@ int art_kind_of(struct art *a, const char *digest, enum art_kind *kind)
 
 /* --- reading trees ---------------------------------------------------------------------- */
 
-/* Read tree DIGEST's listing into a malloc'd buffer. */
-static int read_tree(struct art *a, const char *digest, char **buf, size_t *len)
+/* Read tree DIGEST's listing into a malloc'd buffer: *len bytes of entries (0 for an empty
+ * directory), *rawlen the object's size (what its digest covers). */
+static int read_tree(struct art *a, const char *digest, char **buf, size_t *len,
+		     size_t *rawlen)
 {
 	char *p = art_object_path(a, digest, ART_DIR);
 	struct stat sb;
@@ -837,6 +848,9 @@ static int read_tree(struct art *a, const char *digest, char **buf, size_t *len)
 	}
 	(*buf)[got] = '\0';
 	*len = got;
+	if (got == EMPTY_DIR_LEN && !memcmp(*buf, EMPTY_DIR, EMPTY_DIR_LEN))
+		*len = 0; /* the empty directory: no entries (the bytes stay for a re-hash) */
+	*rawlen = got;
 out:
 	if (rc) {
 		free(*buf);
@@ -1052,11 +1066,11 @@ static int place_tree(struct art *a, const char *digest, const char *dest, unsig
 	while (depth && !rc) {
 		struct mframe f = stk[--depth];
 		char *buf;
-		size_t len, pos = 0;
+		size_t len, raw, pos = 0;
 		struct entry e;
 		int k;
 
-		if ((rc = read_tree(a, f.dig, &buf, &len))) {
+		if ((rc = read_tree(a, f.dig, &buf, &len, &raw))) {
 			free(f.dest);
 			break;
 		}
@@ -1204,14 +1218,14 @@ static int walk_tree(struct art *a, const char *digest, int hash, uint64_t *size
 	while (depth && !rc) {
 		char d[ART_DIGEST_SIZE], chk[ART_DIGEST_SIZE];
 		char *buf;
-		size_t len, pos = 0;
+		size_t len, raw, pos = 0;
 		struct entry e;
 		int k;
 
 		memcpy(d, stk[--depth], ART_DIGEST_SIZE);
-		if ((rc = read_tree(a, d, &buf, &len)))
+		if ((rc = read_tree(a, d, &buf, &len, &raw)))
 			break;
-		if (hash && (sha_mem(a, buf, len, chk) < 0 || strcmp(chk, d)))
+		if (hash && (sha_mem(a, buf, raw, chk) < 0 || strcmp(chk, d)))
 			rc = seterr(a, ART_ECORRUPT, "directory object %s is corrupt", d);
 		while (!rc && (k = next_entry(buf, len, &pos, &e)) != 0) {
 			if (k < 0) {

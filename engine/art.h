@@ -9,7 +9,8 @@
  *              with TYPE 'f' (regular file, MODE "644" or "755": 755 when any execute bit is
  *              set), 'd' (directory, MODE "755", HEXDIGEST its own listing's digest) or 'l'
  *              (symbolic link, MODE "777", HEXDIGEST the digest of the link target's bytes).
- *              An empty directory has the digest of the empty string.
+ *              An empty directory's listing is the 15 bytes "kfpc-empty-dir\0" instead of
+ *              nothing, so that it never has the digest of an empty file.
  *              Other file types (fifos, sockets, devices) are refused (ART_EINVAL).
  *
  * Layout on disk:

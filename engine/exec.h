@@ -101,7 +101,9 @@ struct exec_spec {
 	struct exec_resources res;
 	double timeout;          /* seconds, 0: none (the scheduler enforces it, see above) */
 	struct exec_labels id;
-	const char *stdout_path; /* host log files: created/truncated by the executor */
+	const char *stdout_path; /* host log files, written by the executor; a missing file means
+				    the step wrote nothing (the local executor creates them at the
+				    first byte) */
 	const char *stderr_path;
 };
 

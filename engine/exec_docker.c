@@ -32,8 +32,10 @@
  *
  * Restarts: open lists the run's containers (label kfpc.run=RUN). reattach claims the one
  * named by the persisted handle (after checking its labels): running ones are followed again
- * (logs rewritten from the start), finished ones are collected. Whatever of the run is left
- * unclaimed when the first attempt starts (or at close) is killed and removed.
+ * (logs rewritten from the start), finished ones are collected; without a handle (lost with
+ * a crash) the container is found by its labels. Whatever of the run is still unclaimed at
+ * close is killed and removed (not earlier: the scheduler re-attaches lazily, when an
+ * instance becomes ready).
  *
  * Volumes (`volume "NAME" mount "/path"`): one per run and name, kfpc-RUN-NAME, labelled
  * kfpc.run; removed at close when no attempt of the run is left running. */
@@ -140,7 +142,7 @@ static void remove_container(struct exec *x, const char *id)
 		push_str(&x->pending_rm, &x->npending, id);
 }
 
-/* Kills and removes every container of the run that nobody re-attached to. */
+/* Kills and removes every container of the run found at open that nobody re-attached to. */
 static void reconcile(struct exec *x)
 {
 	if (x->reconciled)
@@ -489,7 +491,6 @@ static int docker_start_op(struct exec *x, const struct exec_spec *spec, void *u
 		return -1;
 	}
 	j->outfd = j->errfd = -1;
-	reconcile(x);
 	retry_pending(x);
 	if (!spec->image || !*spec->image) {
 		snprintf(err, errlen, "docker: step %s has no image",

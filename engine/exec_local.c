@@ -3,10 +3,14 @@
  * Design:
  *   - posix_spawnp, argv directly (no shell), POSIX_SPAWN_SETPGROUP (the attempt is its own
  *     process group, so a timeout or cancel signals everything it started), an empty signal
- *     mask and default dispositions in the child, stdin from /dev/null, stdout/stderr to the
- *     spec's log files (opened O_CLOEXEC here, dup2'ed in the child), cwd = the workdir.
- *   - SIGCHLD is blocked and read from a signalfd: the scheduler polls that descriptor, reap
- *     then collects children with wait4(WNOHANG). No busy polling.
+ *     mask and default dispositions in the child, stdin from /dev/null, cwd = the workdir.
+ *   - stdout and stderr are pipes (as in samurai): reap copies what arrives into the spec's
+ *     log files, which are created at the first byte, so a silent step costs no files (file
+ *     creation dominates the cost of a no-op step). A missing log file means "no output".
+ *     When the step's process exits its group is killed and the pipes are drained and closed
+ *     (output of a process that escaped the group after that is dropped).
+ *   - SIGCHLD is blocked and read from a signalfd; the signalfd and every pipe are in one
+ *     epoll set, whose descriptor is what the scheduler polls. No busy polling.
  *   - The environment is ours minus KFPC_SECRET_* (secrets reach a step only when it asks for
  *     them with secret()), plus the step's env, plus KFPC_RUN_ID, KFPC_STEP, KFPC_ATTEMPT.
  *   - Handles are "pid:pgid:starttime" (starttime: field 22 of /proc/PID/stat, in clock
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -39,6 +44,17 @@
 
 extern char **environ;
 
+struct ljob;
+
+/* One output pipe of a job. */
+struct stream {
+	struct ljob *job;
+	int fd;              /* read end, -1 when closed */
+	int logfd;           /* log file, -1 until the first byte */
+	char *path;          /* log file path */
+	int failed;          /* writing the log failed: drop further output */
+};
+
 struct ljob {
 	struct exec_job pub; /* first member */
 	pid_t pid;
@@ -46,11 +62,13 @@ struct ljob {
 	double started;
 	int done;            /* 1: finished (res valid) */
 	struct exec_result res;
+	struct stream out[2];
 	struct ljob *next;   /* in x->running or x->finished */
 };
 
 struct exec {
 	int sfd;             /* signalfd for SIGCHLD */
+	int epfd;            /* epoll: sfd and every job's pipes */
 	sigset_t oldmask;
 	struct ljob *running;
 	struct ljob *finished; /* synthetic completions (spawn failures), reaped first */
@@ -158,6 +176,21 @@ static int local_open(const struct exec_config *cfg, struct exec **out, char *er
 		snprintf(err, errlen, "signalfd: %s", strerror(errno));
 		goto err3;
 	}
+	x->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (x->epfd < 0) {
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		close(x->sfd);
+		goto err3;
+	}
+	{
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+		if (epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->sfd, &ev) < 0) {
+			snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+			close(x->epfd);
+			close(x->sfd);
+			goto err3;
+		}
+	}
 	if (!cfg || !cfg->quiet)
 		fprintf(stderr, "kfpc: the local executor runs step commands directly on this host "
 				"(images are recorded, not used; use --executor docker for containers)\n");
@@ -172,6 +205,66 @@ err1:
 	return -1;
 }
 
+static void stream_close(struct stream *st)
+{
+	if (st->fd >= 0)
+		close(st->fd);
+	if (st->logfd >= 0)
+		close(st->logfd);
+	st->fd = st->logfd = -1;
+	free(st->path);
+	st->path = NULL;
+}
+
+static void job_free(struct ljob *j)
+{
+	if (!j)
+		return;
+	stream_close(&j->out[0]);
+	stream_close(&j->out[1]);
+	free(j);
+}
+
+/* Copy what is available on ST into its log (created at the first byte). */
+static void stream_drain(struct stream *st)
+{
+	char buf[65536];
+	ssize_t r, w, off;
+
+	while (st->fd >= 0) {
+		r = read(st->fd, buf, sizeof buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			return;
+		if (r <= 0) {
+			close(st->fd); /* EOF (or an error): epoll forgets a closed fd */
+			st->fd = -1;
+			return;
+		}
+		if (st->failed)
+			continue;
+		if (st->logfd < 0) {
+			st->logfd = open(st->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+			if (st->logfd < 0) {
+				st->failed = 1;
+				continue;
+			}
+		}
+		for (off = 0; off < r; off += w) {
+			w = write(st->logfd, buf + off, (size_t)(r - off));
+			if (w < 0 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w <= 0) {
+				st->failed = 1; /* disk full: the step goes on, its log is cut */
+				break;
+			}
+		}
+	}
+}
+
 static void local_close(struct exec *x)
 {
 	struct ljob *j, *nx;
@@ -180,12 +273,13 @@ static void local_close(struct exec *x)
 		return;
 	for (j = x->running; j; j = nx) {
 		nx = j->next;
-		free(j);
+		job_free(j);
 	}
 	for (j = x->finished; j; j = nx) {
 		nx = j->next;
-		free(j);
+		job_free(j);
 	}
+	close(x->epfd);
 	close(x->sfd);
 	sigprocmask(SIG_SETMASK, &x->oldmask, NULL);
 	free(x->baseenv);
@@ -271,12 +365,34 @@ static char **build_env(struct exec *x, const struct exec_spec *s, char **strs)
 	return env;
 }
 
-static int open_log(const char *path, char *err, size_t errlen)
+/* Set up stream ST with a new pipe; *wfd gets the write end (for the child). */
+static int stream_open(struct exec *x, struct ljob *j, struct stream *st, const char *path,
+		       int *wfd, char *err, size_t errlen)
 {
-	int fd = open(path ? path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		snprintf(err, errlen, "cannot open log %s: %s", path, strerror(errno));
-	return fd;
+	int p[2];
+	struct epoll_event ev;
+
+	st->job = j;
+	st->fd = st->logfd = -1;
+	st->path = strdup(path ? path : "/dev/null");
+	if (!st->path) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	st->fd = p[0];
+	*wfd = p[1];
+	ev.events = EPOLLIN;
+	ev.data.ptr = st;
+	if (epoll_ctl(x->epfd, EPOLL_CTL_ADD, p[0], &ev) < 0) {
+		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
@@ -301,11 +417,9 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 		return -1;
 	}
 	j->pub.udata = udata;
-	ofd = open_log(s->stdout_path, err, errlen);
-	if (ofd < 0)
-		goto out0;
-	efd = open_log(s->stderr_path, err, errlen);
-	if (efd < 0)
+	j->out[0].fd = j->out[0].logfd = j->out[1].fd = j->out[1].logfd = -1;
+	if (stream_open(x, j, &j->out[0], s->stdout_path, &ofd, err, errlen) < 0 ||
+	    stream_open(x, j, &j->out[1], s->stderr_path, &efd, err, errlen) < 0)
 		goto out0;
 	env = build_env(x, s, &strs);
 	if (!env) {
@@ -342,6 +456,12 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 		/* like a shell: the step fails with 127 and says why in its log */
 		dprintf(efd, "kfpc: cannot execute '%s'%s%s: %s\n", s->argv[0],
 			cwd ? " in " : "", cwd ? cwd : "", strerror(e));
+		close(efd);
+		efd = -1;
+		close(ofd);
+		ofd = -1;
+		stream_drain(&j->out[0]);
+		stream_drain(&j->out[1]);
 		j->done = 1;
 		j->res.exit_code = 127;
 		j->res.started = j->started;
@@ -374,13 +494,13 @@ out0:
 		close(efd);
 	free(env);
 	free(strs);
-	free(j);
+	job_free(j);
 	return rc;
 }
 
 static int local_fd(struct exec *x)
 {
-	return x->sfd;
+	return x->epfd;
 }
 
 static int local_reap(struct exec *x, struct exec_job **job, struct exec_result *res, char *err,
@@ -392,6 +512,9 @@ static int local_reap(struct exec *x, struct exec_job **job, struct exec_result 
 	int status;
 	pid_t pid;
 
+	struct epoll_event evs[64];
+	int nev, k;
+
 	if (x->finished) {
 		j = x->finished;
 		x->finished = j->next;
@@ -399,6 +522,13 @@ static int local_reap(struct exec *x, struct exec_job **job, struct exec_result 
 		*job = &j->pub;
 		*res = j->res;
 		return 1;
+	}
+	while ((nev = epoll_wait(x->epfd, evs, 64, 0)) > 0) {
+		for (k = 0; k < nev; k++)
+			if (evs[k].data.ptr)
+				stream_drain(evs[k].data.ptr);
+		if (nev < 64)
+			break;
 	}
 	while (read(x->sfd, &si, sizeof si) == sizeof si)
 		;
@@ -421,8 +551,12 @@ static int local_reap(struct exec *x, struct exec_job **job, struct exec_result 
 			continue; /* not ours (should not happen) */
 		*pp = j->next;
 		j->next = NULL;
-		/* whatever the step left behind in its group goes with it */
+		/* whatever the step left behind in its group goes with it; its output is taken */
 		kill(-j->pgid, SIGKILL);
+		stream_drain(&j->out[0]);
+		stream_drain(&j->out[1]);
+		stream_close(&j->out[0]);
+		stream_close(&j->out[1]);
 		memset(res, 0, sizeof *res);
 		res->started = j->started;
 		res->finished = now_wall();
@@ -562,7 +696,7 @@ static int local_reattach(struct exec *x, const char *handle, const struct exec_
 static void local_release(struct exec *x, struct exec_job *job)
 {
 	(void)x;
-	free(job);
+	job_free((struct ljob *)job);
 }
 
 const struct exec_ops exec_local_ops = {

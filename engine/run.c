@@ -426,6 +426,7 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 	sc.x = x;
 	sc.prog = prog;
 	sc.run_id = run_id;
+	sc.state_dir = abs_state;
 	sc.executor = executor;
 	sc.params = params;
 	sc.parallelism = o->parallelism > 0 ? o->parallelism : (ncpu > 0 ? (int)ncpu : 1);

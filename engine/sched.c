@@ -23,6 +23,7 @@
 #include <ftw.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,6 +155,9 @@ struct sched {
 	enum store_run_status status;
 	char reason[512];
 	char *first_failed;
+	struct cleaner *cleaner;  /* removes finished attempts' work dirs off the hot path */
+	char **spare;             /* empty work dirs of finished attempts, reused by rename */
+	size_t nspare, capspare;
 	struct lh_table *resume; /* name -> struct store_step * */
 	struct store_step **rsteps;
 	size_t nrsteps;
@@ -1303,6 +1308,8 @@ static void adopt_terminal(struct sched *S, struct inst *I, const struct store_s
 }
 
 static void attempt_end(struct sched *S, struct inst *I, const struct exec_result *res);
+static char *attempt_path(struct sched *S, const char *kind, const char *step, int attempt,
+			  const char *suffix);
 
 /* A running attempt recorded by an earlier process: re-attach or kill it; returns 1 if
  * re-attached (the instance is RUNNING again). */
@@ -1331,7 +1338,7 @@ static int resume_running(struct sched *S, struct inst *I)
 			return 0;
 		}
 		rt->job = job;
-		rt->work = store_attempt_dir(S->c->st, "work", S->c->run_id, I->name, a->number);
+		rt->work = attempt_path(S, "work", I->name, a->number, "");
 		rt->outdir = rt->work ? xasprintf("%s/out", rt->work) : NULL;
 		rt->cwd_host = rt->work ? strdup(rt->work) : NULL;
 		rt->out_path = a->stdout_path ? strdup(a->stdout_path) : NULL;
@@ -1591,6 +1598,58 @@ static void decide(struct sched *S, struct inst *I)
 
 /* ---- attempts -------------------------------------------------------------------------- */
 
+/* Per-attempt paths, flat per run so that an attempt costs one mkdir (SCHED's layout; the
+ * paths are recorded in the attempt, which is how `kfpc logs` finds them):
+ *   STATE/work/RUN/STEP.N/        the attempt's scratch dir (cwd; out/ and in/ below it)
+ *   STATE/logs/RUN/STEP.N.stdout  and .stderr
+ * STEP is escaped like store_attempt_dir does: bytes outside [A-Za-z0-9._,=+[]-] as %XX. */
+static char *attempt_path(struct sched *S, const char *kind, const char *step, int attempt,
+			  const char *suffix)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(step), i, k = 0;
+	char *esc = malloc(3 * n + 1), *r;
+
+	if (!esc)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)step[i];
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		    strchr("._,=+[]-", ch)) {
+			esc[k++] = (char)ch;
+		} else {
+			esc[k++] = '%';
+			esc[k++] = hex[ch >> 4];
+			esc[k++] = hex[ch & 15];
+		}
+	}
+	esc[k] = 0;
+	r = xasprintf("%s/%s/%s/%s.%d%s", S->c->state_dir, kind, S->c->run_id, esc, attempt,
+		      suffix);
+	free(esc);
+	return r;
+}
+
+/* Create STATE/work/RUN and STATE/logs/RUN (once per process). */
+static int make_run_dirs(struct sched *S, char *err, size_t errlen)
+{
+	const char *kinds[] = {"work", "logs"};
+	char path[4096];
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", S->c->state_dir, kinds[i]);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			goto fail;
+		snprintf(path, sizeof path, "%s/%s/%s", S->c->state_dir, kinds[i], S->c->run_id);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "mkdir %.900s: %s", path, strerror(errno));
+	return -1;
+}
+
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
@@ -1607,6 +1666,173 @@ static void rm_tree(const char *path)
 	if (rmdir(path) == 0 || errno == ENOENT)
 		return;
 	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The cleaner: a thread that removes work directories of finished attempts, so that the
+ * scheduler's loop does not wait for file-system metadata updates. Paths are queued; the
+ * queue is drained before sched_run returns. Without the thread, removal is inline. */
+struct cleaner {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char **q;
+	size_t n, cap;
+	int stop;
+};
+
+static void *cleaner_main(void *arg)
+{
+	struct cleaner *c = arg;
+	char **batch = NULL;
+	size_t n, i;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		while (!c->n && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (!c->n && c->stop) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		batch = c->q;
+		n = c->n;
+		c->q = NULL;
+		c->n = c->cap = 0;
+		pthread_mutex_unlock(&c->mu);
+		for (i = 0; i < n; i++) {
+			rm_tree(batch[i]);
+			free(batch[i]);
+		}
+		free(batch);
+	}
+	return NULL;
+}
+
+static struct cleaner *cleaner_start(void)
+{
+	struct cleaner *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->th, NULL, cleaner_main, c) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void cleanup(struct sched *S, const char *path);
+
+/* 1 if directory PATH holds nothing, or only an empty "out" directory. */
+static int dir_empty(const char *path, int depth)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), empty = 1;
+	long n, off;
+
+	if (fd < 0)
+		return 0;
+	while (empty && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+		for (off = 0; off < n && empty;) {
+			struct {
+				unsigned long long ino;
+				long long off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(buf + off);
+			if (strcmp(d->name, ".") && strcmp(d->name, "..")) {
+				if (depth == 0 && !strcmp(d->name, "out")) {
+					char sub[4200];
+					snprintf(sub, sizeof sub, "%s/out", path);
+					empty = dir_empty(sub, 1);
+				} else {
+					empty = 0;
+				}
+			}
+			off += d->reclen;
+		}
+	}
+	close(fd);
+	return empty;
+}
+
+/* A finished attempt's work dir: kept for reuse when empty (removing a directory can cost a
+ * synchronous discard on the device, and holds the parent's lock while it does), else removed
+ * by the cleaner. */
+static void recycle(struct sched *S, const char *path)
+{
+	char *p;
+
+	if (S->nspare < 64 && dir_empty(path, 0) && (p = strdup(path))) {
+		if (grow((void **)&S->spare, &S->capspare, S->nspare, sizeof *S->spare) == 0) {
+			S->spare[S->nspare++] = p;
+			return;
+		}
+		free(p);
+	}
+	cleanup(S, path);
+}
+
+/* Make PATH a fresh empty directory: a spare one renamed, or mkdir. */
+static int make_work_dir(struct sched *S, const char *path)
+{
+	while (S->nspare) {
+		char *sp = S->spare[--S->nspare];
+		int rc = rename(sp, path);
+		free(sp);
+		if (rc == 0)
+			return 0;
+	}
+	return mkdir(path, 0755);
+}
+
+/* Remove PATH (a work dir) soon: queued to the cleaner, or now. */
+static void cleanup(struct sched *S, const char *path)
+{
+	struct cleaner *c = S->cleaner;
+	char *p;
+
+	if (c && (p = strdup(path))) {
+		pthread_mutex_lock(&c->mu);
+		if (c->n == c->cap) {
+			size_t nc = c->cap ? 2 * c->cap : 64;
+			char **nq = realloc(c->q, nc * sizeof *nq);
+			if (!nq) {
+				pthread_mutex_unlock(&c->mu);
+				free(p);
+				rm_tree(path);
+				return;
+			}
+			c->q = nq;
+			c->cap = nc;
+		}
+		c->q[c->n++] = p;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	rm_tree(path);
+}
+
+/* Drain the queue and stop the thread. */
+static void cleaner_stop(struct cleaner *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->th, NULL);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c->q);
+	free(c);
 }
 
 static void rt_free_spec(struct attempt_rt *rt)
@@ -1729,29 +1955,25 @@ static int prepare(struct sched *S, struct inst *I, char *err, size_t errlen, in
 	}
 	I->rt = rt;
 	I->attempt++;
-	rt->work = store_attempt_dir(S->c->st, "work", S->c->run_id, I->name, I->attempt);
-	if (!rt->work) {
-		snprintf(err, errlen, "cannot create the work directory: %s",
-			 store_errmsg(S->c->st));
-		return -1;
-	}
-	{
-		char *logs = store_attempt_dir(S->c->st, "logs", S->c->run_id, I->name, I->attempt);
-		if (!logs) {
-			snprintf(err, errlen, "cannot create the log directory: %s",
-				 store_errmsg(S->c->st));
-			return -1;
-		}
-		rt->out_path = xasprintf("%s/stdout", logs);
-		rt->err_path = xasprintf("%s/stderr", logs);
-		free(logs);
-	}
-	rt->outdir = xasprintf("%s/out", rt->work);
-	if (!rt->outdir || !rt->out_path || !rt->err_path) {
+	rt->work = attempt_path(S, "work", I->name, I->attempt, "");
+	rt->out_path = attempt_path(S, "logs", I->name, I->attempt, ".stdout");
+	rt->err_path = attempt_path(S, "logs", I->name, I->attempt, ".stderr");
+	rt->outdir = rt->work ? xasprintf("%s/out", rt->work) : NULL;
+	if (!rt->work || !rt->outdir || !rt->out_path || !rt->err_path) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (mkdir(rt->outdir, 0755) < 0 && errno != EEXIST) {
+	if (make_work_dir(S, rt->work) < 0) {
+		if (errno == ENOENT && make_run_dirs(S, err, errlen) < 0)
+			return -1;
+		if (errno == EEXIST)
+			rm_tree(rt->work); /* left by an interrupted earlier process */
+		if (mkdir(rt->work, 0755) < 0) {
+			snprintf(err, errlen, "mkdir %s: %s", rt->work, strerror(errno));
+			return -1;
+		}
+	}
+	if (n->noutputs && mkdir(rt->outdir, 0755) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", rt->outdir, strerror(errno));
 		return -1;
 	}
@@ -1989,8 +2211,8 @@ out:
 
 /* Reads a value output of at most VALUE_OUTPUT_MAX bytes. Returns a malloc'd buffer and its
  * length, or NULL with the reason in err. */
-static char *read_value(const char *path, const char *what, size_t *len, char *err,
-			size_t errlen)
+static char *read_value(const char *path, const char *what, int missing_ok, size_t *len,
+			char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
@@ -1998,6 +2220,10 @@ static char *read_value(const char *path, const char *what, size_t *len, char *e
 	size_t off = 0;
 	ssize_t r;
 
+	if (fd < 0 && errno == ENOENT && missing_ok) {
+		*len = 0;
+		return strdup(""); /* a log file is created at the first byte: none means empty */
+	}
 	if (fd < 0) {
 		if (errno == ENOENT)
 			snprintf(err, errlen, "the step did not write %s (expected at %s)", what, path);
@@ -2124,7 +2350,7 @@ static int collect_outputs(struct sched *S, struct inst *I, char *err, size_t er
 			path = xasprintf("%s/%s", rt->outdir, io->name);
 		if (!path)
 			goto nomem;
-		text = read_value(path, what, &len, err, errlen);
+		text = read_value(path, what, io->from == IR_FROM_STDOUT, &len, err, errlen);
 		free(path);
 		if (!text) {
 			json_object_put(outs);
@@ -2217,7 +2443,7 @@ static void attempt_end(struct sched *S, struct inst *I, const struct exec_resul
 	if (I->phase == PH_RUNNING)
 		running_remove(S, I);
 	if (kind == STORE_FAIL_NONE && !cancelled && rt->work)
-		rm_tree(rt->work);
+		recycle(S, rt->work);
 	else if (rt->outdir)
 		rm_tree(rt->outdir); /* partial outputs are useless (and may fill the disk); the
 					rest of the work dir and the logs stay for debugging */
@@ -2603,6 +2829,7 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 	}
 	if (cfg->resume)
 		load_resume(S);
+	S->cleaner = cleaner_start(); /* after blocking signals: the thread inherits the mask */
 
 	batch_begin(S);
 	S->root = scope_new(S, NULL, &cfg->ir->body, NULL, strdup(""), json_object_get(cfg->params),
@@ -2684,6 +2911,12 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		}
 	}
 	progress_end(cfg->prog);
+	for (k = 0; k < S->nspare; k++) {
+		cleanup(S, S->spare[k]);
+		free(S->spare[k]);
+	}
+	free(S->spare);
+	cleaner_stop(S->cleaner);
 	close(S->sfd);
 	sigprocmask(SIG_SETMASK, &S->oldmask, NULL);
 	for (k = 0; k < S->nscopes; k++)

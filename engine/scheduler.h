@@ -32,6 +32,7 @@ struct sched_config {
 	struct exec *x;
 	struct progress *prog;      /* may be NULL */
 	const char *run_id;
+	const char *state_dir;      /* absolute path of the state directory */
 	const char *executor;       /* name recorded in attempts */
 	json_object *params;        /* borrowed: every entry parameter -> its value */
 	int parallelism;            /* --parallelism (>= 1) */

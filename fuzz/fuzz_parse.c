@@ -33,8 +33,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(a = ast_arena_new()))
 		goto out;
 	parse_file(a, d, id);
-	diag_warning(d, "W001", (struct loc){id, 1, 1, 1, 2}, "a warning at the start");
+	/* exercise suppression lookups, notes and odd spans over the fuzzed text */
+	for (int line = 1; line <= 3; line++) {
+		struct loc at = {id, line, 1 + (int)(size % 7), line + (int)(size % 2), 3};
+
+		if (diag_warning(d, line == 1 ? "W001" : "W003", at, "warning on line %d", line))
+			diag_note(d, (struct loc){id, line + 1, 2, line + 1, 1}, "note");
+	}
 	diag_print(d, devnull, DIAG_FORMAT_TEXT, 1);
+	diag_set_werror(d, 1);
+	diag_print(d, devnull, DIAG_FORMAT_TEXT, 0);
 	diag_print(d, devnull, DIAG_FORMAT_JSON, 0);
 	ast_arena_free(a);
 out:

@@ -87,6 +87,9 @@ struct parse_ctx {
 	/* error recovery */
 	int recovering, skip_open;
 	int skip_brace; /* drop the next token's group if it is a '{' */
+	int la_synth;   /* the lookahead is a closing bracket inserted by yylex() */
+	int synth_done;
+	size_t synth_off; /* the close bracket already reported as mismatched */
 	int depth_reported;
 	int eof_error; /* an unterminated comment or string ran to the end of the file */
 	/* result */
@@ -1303,12 +1306,23 @@ got:
 		ctx->la_inserted = 1;
 		return ';';
 	}
-	if (ctx->recovering && is_close(t) && ctx->depth > 0 && !matches_top(ctx, t) &&
-	    has_opener(ctx, t)) {
-		/* recovering inside an unclosed '(' or '[': close it before this bracket so the
-		 * error production of that group completes and the enclosing construct resyncs */
+emit:
+	ctx->la_synth = 0;
+	if (is_close(t) && ctx->depth > 0 && !matches_top(ctx, t) && has_opener(ctx, t)) {
+		/* `[1, 2 }`: close the inner brackets first, so one missing bracket costs one error
+		 * and the enclosing construct still ends where the author meant */
 		char top = ctx->stack[ctx->depth - 1];
 
+		if (!ctx->recovering && (!ctx->synth_done || ctx->synth_off != off)) {
+			struct loc at = parse_loc(ctx, l);
+			YYLTYPE ol = ctx->stack_loc[ctx->depth - 1];
+
+			diag_error(ctx->diag, "E001", at, "expected '%c' to close the '%c' at %d:%d, found '%c'",
+				   top == '(' ? ')' : top == '[' ? ']' : '}', top, ol.first_line,
+				   ol.first_column, t);
+			ctx->synth_done = 1;
+			ctx->synth_off = off;
+		}
 		ctx->held = 1;
 		ctx->held_tok = t;
 		ctx->held_val = *v;
@@ -1320,8 +1334,8 @@ got:
 		l->last_column = l->first_column;
 		t = top == '(' ? ')' : top == '[' ? ']' : '}';
 		len = 0;
+		ctx->la_synth = 1;
 	}
-emit:
 	ctx->saw_nl = 0;
 	ctx->prev_inserted = ctx->la_inserted;
 	ctx->la_tok = t;
@@ -1413,6 +1427,8 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, struct parse_ctx *ct
 	if (ctx->stopped || (la == YYSYMBOL_YYEOF && ctx->eof_error))
 		return 0;
 	ctx->recovering = 1;
+	if (ctx->la_synth)
+		return 0; /* a bracket the token stream closed itself: already reported */
 	if (is_open(ctx->la_tok) && !ctx->la_inserted)
 		ctx->skip_open = 1;
 	if (ctx->la_inserted && ctx->held && ctx->held_tok == '{')

@@ -86,6 +86,24 @@ try:
         check(diags and all(x["file"] == "bad.kfp" for x in diags)
               and any(x["line"] >= 1 and x["code"] == "E001" for x in diags),
               "diagnostics name the uploaded file: %s" % diags)
+    # relative imports travel in "files"; their diagnostics name them as sent
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipelines", "multi")
+    main = open(os.path.join(here, "main.kfp")).read()
+    lib = open(os.path.join(here, "lib", "common.kfp")).read()
+    st, b = d.req("POST", "/api/v1/pipelines", {"source": main, "filename": "main.kfp"}, tok)
+    check(st == 422 and any(x["code"] == "E501" for x in b["diagnostics"]["diagnostics"]),
+          "import without its file: %s %s" % (st, b))
+    st, b = d.req("POST", "/api/v1/pipelines", {"source": main, "filename": "main.kfp",
+                                                 "files": {"lib/common.kfp": lib}}, tok)
+    check(st == 201 and b["name"] == "multi", "import with its file: %s %s" % (st, b))
+    st, b = d.req("POST", "/api/v1/pipelines", {"source": main, "filename": "main.kfp",
+                                                 "files": {"lib/common.kfp": lib.replace("in who", "in who who")}}, tok)
+    check(st == 422 and any(x["file"] == "lib/common.kfp" for x in b["diagnostics"]["diagnostics"]),
+          "an error in an imported file names it: %s" % b)
+    for bad in ("../x.kfp", "/etc/x.kfp", "a/../../x.kfp", ".hidden.kfp", "x.txt"):
+        st, b = d.req("POST", "/api/v1/pipelines", {"source": main, "filename": "main.kfp",
+                                                     "files": {bad: lib}}, tok)
+        check(st == 400 and "files" in b["error"]["message"], "files path %r refused: %s" % (bad, st))
     st, b = d.req("POST", "/api/v1/pipelines", {"source": "x", "filename": "../etc/x.kfp"}, tok)
     check(st == 400, "filename with a path: %s" % st)
 

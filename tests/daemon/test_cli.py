@@ -15,13 +15,6 @@ check = F.check
 HERE = os.path.dirname(os.path.abspath(__file__))
 KFPC = os.environ.get("KFPC", "build/kfpc")
 
-probe = subprocess.run([KFPC, "--server", "http://127.0.0.1:9", "whoami"], capture_output=True,
-                       text=True, env=dict(os.environ, KFPC_TOKEN="x"))
-if "unknown command" in probe.stderr:
-    # cli/main.c does not dispatch --server to cmd_remote() yet (the lead wires it)
-    print("SKIP: this kfpc has no --server dispatch yet: %s" % probe.stderr.strip())
-    sys.exit(0)
-
 d = Kfpd("daemon_cli").start()
 try:
     tok = d.team("cli")
@@ -65,6 +58,16 @@ try:
     check(p.returncode == 1 and "unknown parameter" in p.stderr, "bad param: %r" % p.stderr)
     p = kfpc("submit", "/nonexistent.kfp")
     check(p.returncode == 2, "missing file: %s" % p.returncode)
+
+    # submit sends the .kfp files beside the file, for its relative imports
+    p = kfpc("submit", os.path.join(HERE, "pipelines", "multi", "main.kfp"))
+    rm = p.stdout.strip()
+    check(p.returncode == 0 and rm.startswith("r"), "submit with an import: %s %s" % (p.stdout, p.stderr))
+    if p.returncode == 0:
+        r = d.wait_run(tok, rm)
+        p = kfpc("logs", rm, "greet")
+        check(r["state"] == "succeeded" and "hello kfpd" in p.stdout, "imported component ran: %s %r"
+              % (r["state"], p.stdout))
 
     # logs -f follows b to its end
     p = kfpc("logs", rid, "b", "-f")
@@ -124,8 +127,13 @@ try:
     out = os.path.join(d.dir, "data.out")
     p = kfpc("artifact", "get", "%s/make/data" % rid3, "-o", out)
     check(p.returncode == 0 and open(out).read() == "payload\n", "artifact get: %s" % p.stderr)
+    outdir = os.path.join(d.dir, "tree.out")
+    p = kfpc("artifact", "get", "%s/tree/files" % rid3, "-o", outdir)
+    check(p.returncode == 0 and os.path.isfile(os.path.join(outdir, "sub", "b.txt"))
+          and open(os.path.join(outdir, "sub", "b.txt")).read() == "two\n",
+          "directory artifact unpacked: %s" % p.stderr)
     st, b = d.req("GET", "/api/v1/runs/%s/artifacts" % rid3, token=tok)
-    dg = b["artifacts"][0]["digest"]
+    dg = [a for a in b["artifacts"] if a["step"] == "make"][0]["digest"]
     p = kfpc("lineage", dg[:16])
     check(p.returncode == 0 and json.loads(p.stdout)["produced_by"][0]["run"] == rid3,
           "lineage: %s %s" % (p.stdout, p.stderr))

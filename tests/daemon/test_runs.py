@@ -150,6 +150,21 @@ try:
         check(st == 200 and c == "payload\n", "content: %s %r" % (st, c))
         st, l = d.req("GET", "/api/v1/artifacts/%s/lineage" % dg, token=tok)
         check(st == 200 and l["produced_by"][0]["run"] == rid4, "lineage: %s" % l)
+        trees = [a for a in b.get("artifacts", []) if a["step"] == "tree"]
+        check(len(trees) == 1, "directory artifact listed: %s" % b)
+        if trees:
+            import io
+            import tarfile
+            req = urllib.request.Request(d.url + "/api/v1/artifacts/%s/content" % trees[0]["digest"],
+                                         headers={"Authorization": "Bearer " + tok})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                ctype = resp.headers.get("Content-Type")
+                data = resp.read()
+            tf = tarfile.open(fileobj=io.BytesIO(data))
+            files = {m.name[2:] if m.name.startswith("./") else m.name: tf.extractfile(m).read()
+                     for m in tf.getmembers() if m.isfile()}
+            check(ctype == "application/x-tar" and files == {"a.txt": b"one\n", "sub/b.txt": b"two\n"},
+                  "directory download as tar: %s %s" % (ctype, files))
         for p in ("", "/content", "/lineage"):
             st, _ = d.req("GET", "/api/v1/artifacts/%s%s" % (dg, p), token=other)
             check(st == 404, "another team cannot see the artifact%s: %s" % (p, st))

@@ -9,11 +9,13 @@
   not_found      a command missing from the image: exit code 127, as with the local executor
   mounts         env, workdir, inputs read-only below /kfpc, no network
   volumes        a named volume shared by two steps, removed when the run ends
+  progress       `kfpc logs` shows a running step's output before it ends
   cancel         SIGINT while a step runs: the container is stopped and removed, run cancelled
   unreachable    DOCKER_HOST names a dead socket: exit 2 with a clear message, nothing hangs
 
 Pipelines are in tests/docker/pipelines/.
 """
+import glob
 import os
 import signal
 import socket
@@ -86,6 +88,34 @@ def check_all(eng):
     rid, out, err, show, state = run(eng, "volumes", "volumes.kfp", expect=0)
     want("volumes", out, "v = from-a")
     eng.check_no_leftovers("volumes")
+
+    # progress: `kfpc logs` shows what a running step printed so far
+    state = os.path.join(eng.tmp, "progress")
+    p = subprocess.Popen([dl.KFPC, "run", os.path.join(P, "progress.kfp"), "--executor",
+                          "docker", "--state", state, "--no-cache"], cwd=dl.SRC, env=eng.env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def logs_so_far():
+        runs = glob.glob(os.path.join(state, "logs", "*"))
+        if not runs:
+            return ""
+        return dl.kfpc(["logs", os.path.basename(runs[0]), "p", "--state", state], eng.env())[1]
+    dl.wait_for(lambda: "waiting" in logs_so_far(), "`kfpc logs` to show the running step's output")
+    if p.poll() is not None:
+        dl.problem("progress", "the run ended before the step was released")
+    # the host side of /kfpc, as the engine mounted it
+    c = dl.wait_for(lambda: eng.containers("kfpc.step=p"), "the step's container")[0]
+    st, info = eng.api("GET", "/containers/%s/json" % c["Id"])
+    scratch = [m["Source"] for m in (info or {}).get("Mounts", []) if m.get("Destination") == "/kfpc"]
+    if not scratch:
+        dl.fail("the step's container has no /kfpc mount: %r" % (info or {}).get("Mounts"))
+    dl.write(os.path.join(scratch[0], "go"), "")
+    out, err = p.communicate(timeout=120)
+    if p.returncode != 0:
+        dl.problem("progress", "kfpc run exited %d\n%s" % (p.returncode, err.decode()))
+    if logs_so_far() != "waiting\ndone\n":
+        dl.problem("progress", "final logs: %r" % logs_so_far())
+    eng.check_no_leftovers("progress")
 
     # cancel: SIGINT once the step's container runs
     state = os.path.join(eng.tmp, "cancel")

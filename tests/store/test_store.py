@@ -8,12 +8,14 @@ One real run of tests/store/data/store_demo.kfp (local executor) in a fresh stat
   artifact    get of a file and of a directory (-o PATH, -o -), value outputs refused
   lineage     RUN/STEP/OUTPUT and digest prefix: producer, inputs, upstream producer
   CAS         deduplication (same bytes stored once), directory trees made of blobs,
-              read-only objects (mode 0444; writes refused unless we are root)
+              read-only objects (mode 0444; writes refused unless we are root), digests of
+              every artifact shape checked against an independent implementation of SPEC §6.8
   errors      unknown run / step / output exit 1, usage errors exit 2, no state dir
   concurrency `kfpc runs` / `kfpc show` from another process while a run is in progress
 
 Scratch: $KFPC_BUILD/testtmp/store/. Prints every failed check; exit 1 if any.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -94,6 +96,30 @@ def parse_tree(digest):
     return entries
 
 
+def spec_digest(path):
+    """SPEC §6.8, written independently of engine/art.c."""
+    st = os.lstat(path)
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    listing = b""
+    for name in sorted(os.listdir(path), key=os.fsencode):
+        child = os.path.join(path, name)
+        cst = os.lstat(child)
+        if stat.S_ISLNK(cst.st_mode):
+            t, mode = b"l", b"777"
+            d = hashlib.sha256(os.fsencode(os.readlink(child))).hexdigest()
+        elif stat.S_ISDIR(cst.st_mode):
+            t, mode, d = b"d", b"755", spec_digest(child)
+        else:
+            t, mode = b"f", (b"755" if cst.st_mode & 0o111 else b"644")
+            d = spec_digest(child)
+        listing += b"%s %s %s %s\0" % (t, mode, d.encode(), os.fsencode(name))
+    if not listing:
+        listing = b"kfpc-empty-dir\0"
+    return hashlib.sha256(listing).hexdigest()
+
+
 def main():
     shutil.rmtree(TMP, ignore_errors=True)
     os.makedirs(TMP)
@@ -118,15 +144,15 @@ def main():
     run = runs[0]["id"]
     check(runs[0]["pipeline"] == "store_demo", "run pipeline name")
     check(runs[0]["status"] == "succeeded", "run status succeeded (got %s)" % runs[0]["status"])
-    check(runs[0]["steps"] == 4, "4 step instances (got %s)" % runs[0]["steps"])
+    check(runs[0]["steps"] == 5, "5 step instances (got %s)" % runs[0]["steps"])
 
     # ---- show --------------------------------------------------------------------------
     doc = show_json(run)
     if doc is None:
         return
     st = steps_by_id(doc)
-    check(set(st) == {"prep", "twin", "fit", "flaky"}, "step ids: %s" % sorted(st))
-    for sid in ("prep", "twin", "fit"):
+    check(set(st) == {"prep", "twin", "fit", "flaky", "shapes"}, "step ids: %s" % sorted(st))
+    for sid in ("prep", "twin", "fit", "shapes"):
         s = st.get(sid, {})
         check(s.get("state") == "succeeded", "%s succeeded (got %s)" % (sid, s.get("state")))
         check(len(s.get("attempts", [])) == 1, "%s one attempt" % sid)
@@ -161,8 +187,9 @@ def main():
     check("pipeline  store_demo (" in out, "show pipeline line")
     check("status    succeeded" in out, "show status line")
     check("params    rows = 3" in out, "show params")
-    table = [l for l in lines if l.startswith(("STEP", "prep ", "twin ", "fit ", "flaky "))]
-    check(len(table) == 5 and table[0].split() == ["STEP", "STATE", "ATTEMPTS", "DURATION",
+    table = [l for l in lines if l.startswith(("STEP", "prep ", "twin ", "fit ", "flaky ",
+                                                "shapes "))]
+    check(len(table) == 6 and table[0].split() == ["STEP", "STATE", "ATTEMPTS", "DURATION",
                                                     "EXIT", "REASON"], "show table: %s" % table)
     flaky_row = [l.split() for l in table if l.startswith("flaky ")]
     check(flaky_row and flaky_row[0][1:3] == ["succeeded", "2"], "flaky row: %s" % flaky_row)
@@ -287,6 +314,28 @@ def main():
             check(False, "writing a CAS object is refused")
         except PermissionError:
             pass
+
+    # digests of every shape, against SPEC §6.8 computed here from exported copies
+    shapes = st.get("shapes", {})
+    d_ef, d_ed, d_tree = (out_art(shapes, n) for n in ("empty_file", "empty_dir", "tree"))
+    check(d_ef == hashlib.sha256(b"").hexdigest(), "empty file digest: %s" % d_ef)
+    check(d_ed == hashlib.sha256(b"kfpc-empty-dir\0").hexdigest() and d_ed != d_ef,
+          "empty directory digest differs from the empty file's: %s" % d_ed)
+    for name, dig in (("empty_file", d_ef), ("empty_dir", d_ed), ("tree", d_tree)):
+        dest = os.path.join(TMP, "shape_" + name)
+        rc, out, err = kfpc("artifact", "get", "%s/shapes/%s" % (run, name), "-o", dest)
+        if check(rc == 0, "artifact get shapes/%s: exit %d %s" % (name, rc, err)):
+            check(spec_digest(dest) == dig, "shapes/%s: exported copy hashes to its digest "
+                  "(SPEC §6.8)" % name)
+    tree = os.path.join(TMP, "shape_tree")
+    if os.path.isdir(tree):
+        check(os.readlink(os.path.join(tree, "link")) == "run.sh", "symbolic link kept")
+        check(os.stat(os.path.join(tree, "run.sh")).st_mode & 0o111, "execute bit kept")
+        check(sorted(os.listdir(tree)) == ["link", "run.sh", "sub"], "tree entries")
+        check(os.listdir(os.path.join(TMP, "shape_empty_dir")) == [], "empty dir exported")
+        rc, out, err = kfpc("show", run)
+        check("    out tree = %s (Dataset, dir, 9 B)" % d_tree[:12] in out,
+              "show: a dir's size is the sum of its files' (8 + 1 bytes; links count 0)")
 
     # ---- a second run: runs order, caching ---------------------------------------------
     rc, out, err = kfpc("run", demo, "-p", "rows=3")
