@@ -34,6 +34,7 @@ int cmd_remote_wants(const char *name);
 static const char remote_usage[] =
 	"usage: kfpc --server URL COMMAND [ARGS]   (token: $KFPC_TOKEN or the config file)\n"
 	"  submit FILE.kfp|IR.json [-p NAME=VALUE]... [--name NAME] [--pipeline ENTRY] [--no-run]\n"
+	"         (also `run`; the .kfp files beside FILE go along for its relative imports)\n"
 	"  runs [--pipeline P] [--state S] [--schedule ID] [--limit N] [--cursor C]\n"
 	"  show RUN                      a run with its steps\n"
 	"  logs RUN STEP [-f] [--stderr] [--attempt N]\n"
@@ -895,7 +896,7 @@ int cmd_remote(int argc, char **argv, const char *server)
 		goto out;
 	}
 	cmd = argv[0];
-	if (!strcmp(cmd, "submit"))
+	if (!strcmp(cmd, "submit") || !strcmp(cmd, "run")) /* `run` with --server: submit */
 		rc = do_submit(&c, argc, argv);
 	else if (!strcmp(cmd, "runs"))
 		rc = do_runs(&c, argc, argv);

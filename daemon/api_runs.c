@@ -525,7 +525,7 @@ int api_run_logs(struct req *r)
 		f->err = err;
 		f->attempt = attempt;
 		f->fd = -1;
-		const char *acc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Accept");
+		const char *acc = r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Accept") : NULL;
 		f->sse = acc && strstr(acc, "text/event-stream") != NULL;
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, follow_read, f,
 							 follow_free);

@@ -133,6 +133,10 @@ int http_reply_response(struct req *r, unsigned status, struct MHD_Response *res
 	if (!resp)
 		return MHD_NO;
 	r->status = status;
+	if (!r->conn) { /* http_inproc(): nobody to send it to */
+		MHD_destroy_response(resp);
+		return MHD_YES;
+	}
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	if (status == 401)
 		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"kfpd\"");
@@ -258,11 +262,21 @@ err:
 
 const char *http_query(struct req *r, const char *key)
 {
+	int i;
+
+	if (!r->conn) {
+		for (i = 0; i < r->nq; i++)
+			if (!strcmp(r->qk[i], key))
+				return r->qv[i];
+		return NULL;
+	}
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
 void http_suspend(struct req *r)
 {
+	if (!r->conn)
+		return;
 	pthread_mutex_lock(&susp_lock);
 	if (nsusp == capsusp) {
 		size_t nc = capsusp ? capsusp * 2 : 16;
@@ -387,7 +401,7 @@ static int route(struct conn *c)
 	}
 	if (c->route->auth == AUTH_NONE)
 		return 0;
-	if (authenticate(r)) {
+	if (r->conn ? authenticate(r) : !r->role[0]) {
 		http_reply_error(r, 401, "missing or invalid bearer token");
 		return 1;
 	}
@@ -515,6 +529,56 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(r->body);
 	free(c);
 	*con_cls = NULL;
+}
+
+unsigned http_inproc(struct kfpd *k, const char *method, const char *url, const char *ns,
+		     const char *role, const char *body, size_t len)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	struct req *r;
+	char *path = NULL, *q, *s;
+	unsigned status = 0;
+
+	if (!c)
+		return 0;
+	r = &c->r;
+	if (!(path = strdup(url)) || !(r->body = malloc(len + 1)))
+		goto out;
+	memcpy(r->body, body, len);
+	r->body[len] = 0;
+	r->len = r->cap = len;
+	if ((q = strchr(path, '?'))) {
+		*q++ = 0;
+		if (!(r->qbuf = strdup(q)))
+			goto out;
+		for (s = r->qbuf; s && r->nq < 16;) {
+			char *amp = strchr(s, '&'), *eq;
+			if (amp)
+				*amp++ = 0;
+			if ((eq = strchr(s, '=')))
+				*eq++ = 0;
+			r->qk[r->nq] = s;
+			r->qv[r->nq++] = eq ? eq : "";
+			s = amp;
+		}
+	}
+	r->k = k;
+	r->method = method;
+	r->url = path;
+	r->t0 = util_now_ms();
+	snprintf(r->ns, sizeof r->ns, "%s", ns);
+	snprintf(r->role, sizeof r->role, "%s", role);
+	if (!route(c))
+		c->route->fn(r);
+	status = r->status;
+out:
+	if (r->stream_free)
+		r->stream_free(r->stream);
+	free(r->qbuf);
+	free(r->body);
+	free(path);
+	free(c);
+	return status;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

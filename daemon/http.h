@@ -42,6 +42,10 @@ struct req {
 	int64_t t0;           /* ms at arrival */
 	void *stream;         /* a streaming response's state (api_runs.c), freed by its free fn */
 	void (*stream_free)(void *);
+	/* http_inproc() only (no MHD connection): the query arguments, in QBUF */
+	const char *qk[16], *qv[16];
+	int nq;
+	char *qbuf;
 };
 
 /* Handlers: return the result of the http_reply_* call they made. */
@@ -49,6 +53,13 @@ typedef int (*http_handler)(struct req *r);
 
 /* Starts the HTTP server on k->listen. Returns 0, or -1 with a message logged. */
 int http_start(struct kfpd *k);
+
+/* Answers one request in-process, without a socket or MHD (fuzz/fuzz_api.c): routes METHOD and
+ * URL (a path, then optionally "?" and a raw "k=v&k=v" query) as a caller of namespace NS with
+ * ROLE ("admin", "member", "viewer"; "" = no token), checks the route's auth, and runs its handler
+ * with BODY (LEN bytes, copied). Replies are built and dropped. Returns the status replied. */
+unsigned http_inproc(struct kfpd *k, const char *method, const char *url, const char *ns,
+		     const char *role, const char *body, size_t len);
 
 /* Stops the server (after resuming every suspended connection). */
 void http_stop(struct kfpd *k);

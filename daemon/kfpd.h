@@ -48,6 +48,9 @@ struct kfpd {
  * (may be NULL). Never prints secret values: callers pass none. */
 void log_json(const char *level, const char *msg, json_object *fields);
 
+/* Nonzero: log_json() writes nothing (fuzz/fuzz_api.c). */
+extern int log_quiet;
+
 /* Same with FIELDS built from "key", "value" string pairs ending with NULL. */
 void log_kv(const char *level, const char *msg, ...);
 

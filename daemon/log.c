@@ -7,9 +7,11 @@
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
+int log_quiet;
+
 void log_json(const char *level, const char *msg, json_object *fields)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = log_quiet ? NULL : json_object_new_object();
 	struct timeval tv;
 	struct tm tm;
 	char ts[80];

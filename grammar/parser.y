@@ -6,9 +6,10 @@
  * Token stream: yylex() below wraps the flex scanner and implements SPEC §1's statement ends: a ';'
  * is inserted before a token that follows a newline when the previous token was a name, a literal,
  * ')', ']' or '}', unless the innermost open bracket is '(' or '[' or the token is 'else'; and
- * before the end of the file. It also tracks bracket nesting (PARSE_MAX_NESTING) and, while the
- * parser recovers from a syntax error, skips whole bracketed groups, so that recovery resumes at
- * the next statement end, '}' or ')' of the construct that failed, not of a nested one.
+ * before the end of the file. It also tracks bracket nesting (PARSE_MAX_NESTING); closes brackets
+ * left open when a bracket closes an outer one (`[1, 2 }` reads as `[1, 2] }`, one E001); and,
+ * while the parser recovers from a syntax error, skips whole bracketed groups, so that recovery
+ * resumes at the next statement end, '}' or ')' of the construct that failed, not of a nested one.
  *
  * Properties: `IDENT parg*` reads greedily, so `timeout 5m retry 3` on one line is first read as
  * one property; push_props() then splits it before every bare name argument that is a known
@@ -93,7 +94,6 @@ struct parse_ctx {
 	int depth_reported;
 	int eof_error; /* an unterminated comment or string ran to the end of the file */
 	/* result */
-	struct ast_file *out;
 	struct vec *imports, *types, *components, *pipelines, *items;
 };
 

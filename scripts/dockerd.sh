@@ -16,10 +16,12 @@
 # Docker: `dockerd --host unix://DIR/docker.sock --data-root DIR/data --exec-root DIR/exec
 #   --pidfile DIR/docker.pid --iptables=false --ip-forward=false --ip-masq=false --bridge=none`
 #   with its own containerd namespace (it starts a private containerd under DIR/exec unless
-#   a system containerd runs). No bridge: steps use NetworkMode "none" (KFPC_DOCKER_NETWORK).
+#   a system containerd runs; when DIR is too long for containerd's socket paths the exec root
+#   is /tmp/kfpc-dexec-CKSUM instead). No bridge: steps use NetworkMode "none" (KFPC_DOCKER_NETWORK).
 # Podman (--podman): `podman --root DIR/root --runroot DIR/run --runtime runc
 #   --cgroup-manager cgroupfs system service --time=0 unix://DIR/podman.sock`. runc, not crun:
-#   crun fails on hosts with hybrid cgroups (v1 controllers plus a v2 mount).
+#   crun fails on hosts with hybrid cgroups (v1 controllers plus a v2 mount). Podman refuses
+#   a runroot longer than 50 characters: a longer DIR/run becomes /tmp/kfpc-podrun-CKSUM.
 # Logs: DIR/dockerd.log or DIR/podman.log.
 set -eu
 
@@ -91,16 +93,25 @@ start() {
 	install_missing
 	if [ $engine = docker ]; then
 		dockerd=$(command -v dockerd 2>/dev/null || echo /usr/sbin/dockerd)
+		# containerd's sockets live below the exec root: keep their paths within 107 bytes
+		execroot=$dir/exec
+		[ $((${#execroot} + 41)) -le 107 ] ||
+			execroot=/tmp/kfpc-dexec-$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
+		echo "$execroot" >"$dir/execroot"
 		# a containerd namespace of our own, so that several private engines never meet
 		ns=kfpc-$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
-		$SUDO "$dockerd" --host "unix://$sock" --data-root "$dir/data" --exec-root "$dir/exec" \
+		$SUDO "$dockerd" --host "unix://$sock" --data-root "$dir/data" --exec-root "$execroot" \
 			--pidfile "$pidfile" --iptables=false --ip-forward=false --ip-masq=false \
 			--bridge=none --containerd-namespace "$ns" --containerd-plugins-namespace "$ns-p" \
 			--shutdown-timeout 3 --log-level warn ${KFPC_DOCKERD_FLAGS:-} \
 			>"$log" 2>&1 </dev/null &
 		pid=$!
 	else
-		mkdir -p "$dir/root" "$dir/run" "$dir/tmp" "$dir/cfg/containers"
+		# Podman refuses a runroot longer than 50 characters: use a short one then
+		runroot=$dir/run
+		[ ${#runroot} -le 50 ] || runroot=/tmp/kfpc-podrun-$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
+		echo "$runroot" >"$dir/runroot"
+		mkdir -p "$dir/root" "$runroot" "$dir/tmp" "$dir/cfg/containers"
 		# Podman raises nofile/nproc beyond what a sandbox may allow: ours (nproc at most 32768)
 		nofile=$(awk '/^Max open files/ { print $5 }' /proc/self/limits)
 		nproc=$(awk '/^Max processes/ { print $4 }' /proc/self/limits)
@@ -114,7 +125,7 @@ start() {
 			>"$dir/cfg/containers/containers.conf"
 		$SUDO env CONTAINERS_CONF="$dir/cfg/containers/containers.conf" \
 			XDG_CONFIG_HOME="$dir/cfg" TMPDIR="$dir/tmp" \
-			podman --root "$dir/root" --runroot "$dir/run" --runtime runc \
+			podman --root "$dir/root" --runroot "$runroot" --runtime runc \
 			--cgroup-manager cgroupfs --events-backend file --tmpdir "$dir/tmp" \
 			system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null &
 		pid=$!
@@ -137,8 +148,8 @@ start() {
 }
 
 umount_under() {
-	# deepest first
-	awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+	# everything mounted below $1, deepest first
+	awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
 		while read -r m; do $SUDO umount -l "$m" 2>/dev/null || true; done
 }
 
@@ -156,15 +167,23 @@ stop() {
 		fi
 		rm -f "$pidfile"
 	fi
+	execroot=$dir/exec
+	[ -f "$dir/execroot" ] && execroot=$(cat "$dir/execroot")
 	# a private containerd left behind by a killed dockerd
-	for p in "$dir"/exec/containerd/containerd.pid; do
+	for p in "$execroot"/containerd/containerd.pid; do
 		[ -f "$p" ] || continue
 		cpid=$(cat "$p" 2>/dev/null || true)
 		[ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null && $SUDO kill -TERM "$cpid" 2>/dev/null || true
 	done
-	umount_under
+	umount_under "$dir"
+	runroot=""
+	[ -f "$dir/runroot" ] && runroot=$(cat "$dir/runroot")
+	case "$runroot" in /tmp/kfpc-podrun-*) umount_under "$runroot" ;; esac
+	case "$execroot" in /tmp/kfpc-dexec-*) umount_under "$execroot" ;; esac
 	rm -f "$sock"
 	if [ $purge = 1 ]; then
+		case "$runroot" in /tmp/kfpc-podrun-*) $SUDO rm -rf "$runroot" ;; esac
+		case "$execroot" in /tmp/kfpc-dexec-*) $SUDO rm -rf "$execroot" ;; esac
 		$SUDO rm -rf "$dir"
 	fi
 }

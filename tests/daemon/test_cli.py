@@ -54,6 +54,9 @@ try:
     p = kfpc("submit", bad)
     check(p.returncode == 1 and "bad.kfp:" in p.stderr and "error" in p.stderr,
           "submit with errors: %s %r" % (p.returncode, p.stderr))
+    p = kfpc("run", os.path.join(HERE, "pipelines", "multi", "main.kfp"))
+    check(p.returncode == 0 and p.stdout.strip().startswith("r"), "run with --server submits: %s %s"
+          % (p.stdout, p.stderr))
     p = kfpc("submit", steps, "-p", "nope=1")
     check(p.returncode == 1 and "unknown parameter" in p.stderr, "bad param: %r" % p.stderr)
     p = kfpc("submit", "/nonexistent.kfp")

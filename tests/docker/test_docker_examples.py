@@ -69,7 +69,11 @@ def compare_all(eng, selected):
             cmd = ["run", file, "--state", state, "--no-cache", "--executor", executor] + args
             res[executor] = (cmd,) + dl.kfpc(cmd, eng.env(), timeout=600)
         (lcmd, lrc, lout, lerr), (dcmd, drc, dout, derr) = res["local"], res["docker"]
-        if drc != lrc:
+        if drc < 0 or lrc < 0:
+            dl.problem(name, "kfpc was killed by a signal (local %d, docker %d)\n$ kfpc %s\n"
+                       "local stderr:\n%s\ndocker stderr:\n%s"
+                       % (lrc, drc, " ".join(dcmd), lerr[-3000:], derr[-3000:]))
+        elif drc != lrc:
             dl.problem(name, "exit %d under docker, %d under local\n$ kfpc %s\nstdout:\n%s"
                        "stderr:\n%s" % (drc, lrc, " ".join(dcmd), dout, derr))
         elif lrc == 2:

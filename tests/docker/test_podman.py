@@ -4,7 +4,7 @@ runc runtime, cgroupfs; started by `scripts/dockerd.sh --podman`): examples hell
 give the same outputs as the local executor, and every case of test_docker_failures passes,
 with no container left behind.
 
-If Podman cannot run on this machine the test prints `SKIPPED: <reason>` and exits 0.
+If Podman cannot run on this machine the test prints `SKIPPED: <reason>` and exits 77 (ctest reports it as skipped).
 Arguments: example case name substrings (default: hello train).
 """
 import os
