@@ -6,8 +6,11 @@
 # 1. GET /api/v1/runs/{id} with wrk (keep-alive, 2 threads, 64 connections) while a run of a
 #    1,000-step pipeline executes: requests/s and p99 latency.
 # 2. POST /api/v1/runs (each one a durable, fsync'ed commit): runs accepted per second.
-# 3. The peer: Python's http.server (ThreadingHTTPServer, HTTP/1.1 keep-alive) answering the same
-#    JSON bytes from memory, under the same wrk load; the ratio kfpd/peer is printed.
+# 3. The peer: bench/mhd_floor.c (compiled here), a minimal libmicrohttpd server answering the
+#    same JSON bytes from one prebuilt response with kfpd's MHD threading (epoll, turbo, one
+#    thread per core), under the same wrk load: the ratio kfpd/libmicrohttpd-floor is printed.
+# The machine's load average is printed before each measurement (other builds skew the numbers).
+# KFPD=path/to/another/kfpd compares a different build (e.g. before/after).
 # Everything listens on 127.0.0.1 only; every load is bounded in time. wrk and the servers share
 # the machine's cores, so numbers are lower than on a dedicated client.
 set -eu
@@ -29,7 +32,7 @@ P=$(port)
 URL=http://127.0.0.1:$P
 ADMIN=bench-admin-token-0123456789
 KFPD_ADMIN_TOKEN=$ADMIN "$KFPD" --listen 127.0.0.1:$P --data-dir "$T/data" --kfpc "$KFPC" \
-	--max-workers 2 2>"$T/kfpd.log" &
+	--max-workers 2 --stop-workers 2>"$T/kfpd.log" &
 PIDS="$PIDS $!"
 for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.1; done
 
@@ -67,39 +70,24 @@ rps() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '$1 == "99%" {print $2}'; }
 
 echo "== GET /api/v1/runs/{id} during the 1,000-step run (wrk -t2 -c64 -d${DUR}s)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 w -H "$H" "$URL/api/v1/runs/$RUN" >"$T/get.txt"
 K_RPS=$(rps <"$T/get.txt"); K_P99=$(p99 <"$T/get.txt")
 echo "kfpd:  $K_RPS req/s, p99 $K_P99"
 echo "progress after: $(curl -s -H "$H" "$URL/api/v1/runs/$RUN" | j '.get("progress")' 2>/dev/null || true)"
 
-echo "== peer: Python http.server (ThreadingHTTPServer, HTTP/1.1) with the same body"
+echo "== peer: bench/mhd_floor.c, the least a libmicrohttpd server does to answer the same bytes"
 printf '%s\n' "$BODY" >"$T/body.json"
+cc -O2 -o "$T/mhd_floor" bench/mhd_floor.c $(pkg-config --cflags --libs libmicrohttpd) -lpthread
 PP=$(port)
-python3 - "$PP" "$T/body.json" <<'PY' &
-import sys, http.server
-body = open(sys.argv[2], "rb").read()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    def handle_error(self, request, client_address):
-        pass  # wrk resets its connections at the end
-S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+"$T/mhd_floor" "$PP" "$T/body.json" "$(nproc)" &
 PIDS="$PIDS $!"
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PP/" >/dev/null && break; sleep 0.1; done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 w "http://127.0.0.1:$PP/" >"$T/peer.txt"
 P_RPS=$(rps <"$T/peer.txt"); P_P99=$(p99 <"$T/peer.txt")
-echo "peer:  $P_RPS req/s, p99 $P_P99"
-python3 -c "print('ratio kfpd/peer: %.1fx req/s' % ($K_RPS / max($P_RPS, 1e-9)))"
+echo "libmicrohttpd floor:  $P_RPS req/s, p99 $P_P99"
+python3 -c "print('ratio kfpd/libmicrohttpd-floor: %.2f (req/s)' % ($K_RPS / max($P_RPS, 1e-9)))"
 
 echo "== POST /api/v1/runs: durable submissions per second (wrk -t1 -c8 -d5s)"
 curl -sf -H "$H" -d '{"name":"empty","ir":{"kfpc_ir":1,"name":"empty","doc":null,"loc":{"file":"x","line":1,"col":1},"types":[],"params":[],"parallelism":0,"timeout":0,"schedules":[],"nodes":[],"finally":[],"outputs":[]}}' "$URL/api/v1/pipelines" >/dev/null
@@ -108,6 +96,8 @@ wrk.method = "POST"
 wrk.body = '{"pipeline":"empty"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 wrk -t1 -c8 -d5s -s "$T/post.lua" -H "$H" "$URL/api/v1/runs" >"$T/post.txt" 2>&1
 echo "kfpd:  $(rps <"$T/post.txt") runs accepted/s (each one fsync'ed before its 201)"
+echo "runs finished meanwhile: $(curl -s -H "$H" "$URL/metrics" | grep -E '^kfpd_runs\{' | tr '\n' ' ')"
 grep -E "Non-2xx|Socket errors" "$T/post.txt" || true

@@ -84,8 +84,20 @@ struct chk {
 	int mode;                   /* CHK_ALL; CHK_LOCAL: component pass (skip params, run.status);
 				     * CHK_PIPE: component strings at a call (only params, run.status) */
 	struct snode *step;         /* CHK_PIPE: the calling step */
-	const char *where;          /* "step 'x'", "component 'c'", "defaults" */
+	struct scomp *comp;         /* the component being checked (CHK_LOCAL) */
 };
+
+/* "step 'x'" or "component 'c'": what has the inputs and outputs, for messages. */
+static const char *where(const struct chk *c, char *buf, size_t n)
+{
+	if (c->comp)
+		snprintf(buf, n, "component '%s'", c->comp->name);
+	else if (c->step)
+		snprintf(buf, n, "step '%s'", c->step->name);
+	else
+		snprintf(buf, n, "defaults");
+	return buf;
+}
 
 static int eq(const char *a, size_t n, const char *lit)
 {
@@ -121,10 +133,12 @@ static void check_ph(void *ctx, const struct interp_ph *ph)
 		if (c->mode == CHK_PIPE || !c->know_ports)
 			return;
 		if (!has_port(in ? c->inputs : c->outputs, in ? c->ninputs : c->noutputs, ph->field,
-			      ph->fieldlen))
+			      ph->fieldlen)) {
+			char wb[300];
 			diag_error(s->d, "E601", PHLOC, "unknown placeholder '%.*s': %s has no %s '%.*s'",
-				   plen, ptext, c->where, in ? "input" : "output", (int)ph->fieldlen,
-				   ph->field);
+				   plen, ptext, where(c, wb, sizeof wb), in ? "input" : "output",
+				   (int)ph->fieldlen, ph->field);
+		}
 		return;
 	}
 	if (eq(ph->ns, ph->nslen, "params")) {
@@ -219,7 +233,7 @@ void sema_interp_component(struct sema *s, struct scomp *comp)
 	c.noutputs = comp->noutputs;
 	c.know_ports = 1;
 	c.mode = CHK_LOCAL;
-	c.where = sema_fmt(s, "component '%s'", comp->name);
+	c.comp = comp;
 	scan_props(&c, &comp->props);
 }
 
@@ -233,7 +247,6 @@ void sema_interp_defaults(struct sema *s, struct spipe *p)
 	c.s = s;
 	c.pipe = p;
 	c.mode = CHK_ALL;
-	c.where = "defaults";
 	scan_props(&c, p->defaults);
 }
 
@@ -251,7 +264,6 @@ void sema_interp_step(struct sema *s, struct snode *n)
 	c.pipe = n->pipe;
 	c.is_finally = n->is_finally;
 	c.step = n;
-	c.where = sema_fmt(s, "step '%s'", n->name);
 	c.mode = CHK_ALL;
 	scan_props(&c, n->own);
 	if (n->comp) {

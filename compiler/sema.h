@@ -253,6 +253,7 @@ struct sdep {
 	struct snode *node;   /* a node of the same body */
 	struct loc loc;       /* the reference that made the edge */
 	int after;            /* from `after` (no data) */
+	int seq;              /* insertion order (stable sorting) */
 };
 
 /* One `if` condition, resolved once in the body where the `if` stands. */

@@ -57,17 +57,49 @@ static void add_edge(struct sema *s, struct snode *n, struct snode *target, stru
 		n->error = 1;
 		return;
 	}
-	for (int i = 0; i < an->ndeps; i++)
-		if (an->deps[i].node == at) {
-			if (!after)
-				an->deps[i].after = 0;
-			return;
-		}
+	/* duplicates are removed once all edges are in (dedup_deps): no quadratic scans */
+	if (an->ndeps && an->deps[an->ndeps - 1].node == at) {
+		if (!after)
+			an->deps[an->ndeps - 1].after = 0;
+		return;
+	}
 	if (!(d = sema_push(s, (void **)&an->deps, &an->ndeps, &an->capdeps, sizeof *d)))
 		return;
 	d->node = at;
 	d->loc = loc;
 	d->after = after;
+	d->seq = an->ndeps - 1;
+}
+
+static int dep_cmp(const void *a, const void *b)
+{
+	const struct sdep *x = a, *y = b;
+
+	if (x->node != y->node)
+		return x->node->order < y->node->order ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Sorts N's dependencies by source order of the target and removes duplicates (the first
+ * reference's location is kept; the edge carries data if any reference does). */
+static void dedup_deps(struct snode *n)
+{
+	int j = 0;
+
+	if (n->ndeps > 1) {
+		qsort(n->deps, (size_t)n->ndeps, sizeof *n->deps, dep_cmp);
+		for (int i = 0; i < n->ndeps; i++) {
+			if (j && n->deps[j - 1].node == n->deps[i].node) {
+				n->deps[j - 1].after &= n->deps[i].after;
+				continue;
+			}
+			n->deps[j++] = n->deps[i];
+		}
+		n->ndeps = j;
+	}
+	if (n->kind == SN_LOOP)
+		for (int i = 0; i < n->body->n; i++)
+			dedup_deps(n->body->nodes[i]);
 }
 
 static void edges_of(struct sema *s, struct snode *n, const struct sval *v)
@@ -420,6 +452,10 @@ void sema_graph(struct sema *s)
 				node_edges(s, p->body.nodes[j]);
 			for (int j = 0; j < p->fin.n; j++)
 				node_edges(s, p->fin.nodes[j]);
+			for (int j = 0; j < p->body.n; j++)
+				dedup_deps(p->body.nodes[j]);
+			for (int j = 0; j < p->fin.n; j++)
+				dedup_deps(p->fin.nodes[j]);
 			sort_body(s, &p->body);
 			sort_body(s, &p->fin);
 		}

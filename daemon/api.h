@@ -95,7 +95,8 @@ int runs_recover(struct kfpd *k);
  * them with --stop-workers: their runs resume at the next start); frees the run machinery. */
 void runs_shutdown(struct kfpd *k);
 
-/* Sets the runs-by-state gauges (a scan of the run records: called when /metrics is scraped). */
+/* Sets the runs-by-state gauges from counters kept by every state change (no scan): called
+ * when /metrics is scraped. */
 void runs_update_metrics(struct kfpd *k);
 
 /* Returns 1 if run ID has a record that is not terminal (queued or running). */

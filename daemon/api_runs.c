@@ -180,8 +180,7 @@ static struct rcache_entry {
 	char id[STORE_ID_MAX + 1];
 	char ns[64];
 	unsigned long gen;
-	char *body;
-	size_t len;
+	struct MHD_Response *resp; /* the answer, replied as is (http_reply_shared) */
 } rcache[RCACHE];
 static pthread_mutex_t rcache_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -206,12 +205,12 @@ int api_run_get(struct req *r)
 
 	if (!with_steps) {
 		pthread_mutex_lock(&rcache_lock);
-		if (e->gen == gen && e->body && !strcmp(e->id, r->arg[0])) {
+		if (e->gen == gen && e->resp && !strcmp(e->id, r->arg[0])) {
 			if (strcmp(e->ns, r->ns)) {
 				pthread_mutex_unlock(&rcache_lock);
 				return http_reply_error(r, 404, "no run '%s'", r->arg[0]);
 			}
-			ret = http_reply_bytes(r, 200, "application/json", e->body, e->len);
+			ret = http_reply_shared(r, 200, e->resp);
 			pthread_mutex_unlock(&rcache_lock);
 			return ret;
 		}
@@ -233,19 +232,26 @@ int api_run_get(struct req *r)
 		json_object_put(run);
 		return http_reply_error(r, 500, "out of memory");
 	}
-	pthread_mutex_lock(&rcache_lock);
-	char *nb = realloc(e->body, len + 1);
+	char *nb = malloc(len + 1);
+	struct MHD_Response *resp = NULL;
 	if (nb) {
 		memcpy(nb, s, len);
 		nb[len] = '\n';
-		e->body = nb;
-		e->len = len + 1;
-		e->gen = gen;
-		snprintf(e->id, sizeof e->id, "%s", r->arg[0]);
-		snprintf(e->ns, sizeof e->ns, "%s", r->ns);
+		resp = http_response_new("application/json", nb, len + 1);
+		free(nb);
 	}
+	json_object_put(run);
+	if (!resp)
+		return http_reply_error(r, 500, "out of memory");
+	pthread_mutex_lock(&rcache_lock);
+	if (e->resp)
+		MHD_destroy_response(e->resp);
+	e->resp = resp;
+	e->gen = gen;
+	snprintf(e->id, sizeof e->id, "%s", r->arg[0]);
+	snprintf(e->ns, sizeof e->ns, "%s", r->ns);
+	ret = http_reply_shared(r, 200, resp);
 	pthread_mutex_unlock(&rcache_lock);
-	ret = http_reply_json(r, 200, run);
 	return ret;
 }
 
@@ -259,8 +265,9 @@ void api_runs_cache_free(void)
 	pthread_mutex_unlock(&art_lock);
 	pthread_mutex_lock(&rcache_lock);
 	for (i = 0; i < RCACHE; i++) {
-		free(rcache[i].body);
-		rcache[i].body = NULL;
+		if (rcache[i].resp)
+			MHD_destroy_response(rcache[i].resp);
+		rcache[i].resp = NULL;
 		rcache[i].gen = 0;
 	}
 	pthread_mutex_unlock(&rcache_lock);

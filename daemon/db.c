@@ -30,7 +30,11 @@ struct db *db_open(const char *dir, char *err, size_t n)
 	mdb_env_set_maxdbs(db->env, DB_NTABLES + 2);
 	mdb_env_set_mapsize(db->env, (size_t)4 << 30);
 	mdb_env_set_maxreaders(db->env, 254);
-	if ((rc = mdb_env_open(db->env, dir, MDB_NOTLS, 0600)))
+	/* MDB_NOMETASYNC: a commit writes and syncs its pages but not the meta page that makes it
+	 * visible after a crash of the machine (database integrity is kept: the last such commits
+	 * may be undone). db_commit() then syncs the meta page too; db_commit_lazy() does not. A
+	 * commit survives kill -9 of the process either way. */
+	if ((rc = mdb_env_open(db->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600)))
 		goto err2;
 	if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)))
 		goto err2;
@@ -65,6 +69,16 @@ int db_begin(struct db *db, int write, MDB_txn **txn)
 }
 
 int db_commit(MDB_txn *txn)
+{
+	MDB_env *env = mdb_txn_env(txn);
+	int rc = mdb_txn_commit(txn);
+
+	if (!rc)
+		rc = mdb_env_sync(env, 1);
+	return rc ? -abs(rc) : 0;
+}
+
+int db_commit_lazy(MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
 	return rc ? -abs(rc) : 0;
@@ -131,7 +145,7 @@ int db_put(struct db *db, MDB_txn *txn, enum db_table t, const char *key, json_o
 		if (rc)
 			mdb_txn_abort(own);
 		else
-			rc = mdb_txn_commit(own);
+			rc = db_commit(own);
 	}
 	return rc ? -abs(rc) : 0;
 }
@@ -152,7 +166,7 @@ int db_del(struct db *db, MDB_txn *txn, enum db_table t, const char *key)
 		if (rc)
 			mdb_txn_abort(own);
 		else
-			rc = mdb_txn_commit(own);
+			rc = db_commit(own);
 	}
 	if (rc == MDB_NOTFOUND)
 		return DB_NOTFOUND;

@@ -17,8 +17,11 @@
  * Names and ids never contain "/" (util_name_ok), so a prefix scan of "NS/" is exact.
  * Run ids are 12 hex digits of milliseconds then 6 random hex digits: they sort by creation.
  *
- * Every write is its own short transaction committed with fsync (LMDB's default), so a value
- * whose write returned 0 survives kill -9. Read transactions are short and never held across
+ * Every write is its own short transaction committed durably (db_commit: its pages and the meta
+ * page synced), so a value whose write returned 0 survives kill -9 and a power loss. The loop's
+ * own run state changes after a run's acceptance are group-committed once per loop tick with
+ * db_commit_lazy (pages synced, meta page not: a machine crash may undo the last of them, and
+ * recovery then re-queues the run, which resumes; kill -9 of kfpd loses none of them). Read transactions are short and never held across
  * anything slow. MDB_NOTLS: a transaction may be used by one thread at a time, any thread. */
 #ifndef KFPD_DB_H
 #define KFPD_DB_H
@@ -45,6 +48,10 @@ int db_begin(struct db *db, int write, MDB_txn **txn);
 
 /* Commits TXN (and frees it). Returns 0 or a negative error; on error the data is not stored. */
 int db_commit(MDB_txn *txn);
+
+/* Commits TXN (and frees it) without syncing the meta page: survives kill -9, a machine crash
+ * may undo it (never corrupts). Returns 0 or a negative error. */
+int db_commit_lazy(MDB_txn *txn);
 
 /* Aborts TXN (and frees it). NULL is ignored. */
 void db_abort(MDB_txn *txn);

@@ -77,6 +77,15 @@ int http_reply_bytes(struct req *r, unsigned status, const char *ctype, const ch
 /* Replies STATUS with RESP (consumed; created by the caller, e.g. streaming). */
 int http_reply_response(struct req *r, unsigned status, struct MHD_Response *resp);
 
+/* Returns a new response of LEN bytes of BUF (copied) as CTYPE with the headers every reply
+ * carries, for http_reply_shared() (any number of times, from any thread). The caller frees it
+ * with MHD_destroy_response (queued replies keep their own reference). NULL on ENOMEM. */
+struct MHD_Response *http_response_new(const char *ctype, const char *buf, size_t len);
+
+/* Replies STATUS (not 401) with RESP from http_response_new (not consumed). Returns an MHD
+ * result. */
+int http_reply_shared(struct req *r, unsigned status, struct MHD_Response *resp);
+
 /* Parses the body as a JSON object into *OUT (caller puts). Returns 0, or replies 400 itself
  * and returns -1 (the handler then returns r->status ? MHD_YES : MHD_NO via http_done()). */
 int http_body_object(struct req *r, json_object **out);

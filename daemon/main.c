@@ -122,7 +122,9 @@ int main(int argc, char **argv)
 
 	memset(&k, 0, sizeof k);
 	k.executor = "local";
-	k.threads = 2;
+	k.threads = (int)sysconf(_SC_NPROCESSORS_ONLN); /* HTTP threads: one per core */
+	if (k.threads < 1 || k.threads > 64)
+		k.threads = k.threads < 1 ? 1 : 64;
 	k.max_workers = 4;
 	k.wake_fd[0] = k.wake_fd[1] = -1;
 	for (i = 1; i < argc; i++) {

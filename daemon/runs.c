@@ -268,15 +268,30 @@ static int count_state(void *ctx, const char *key, size_t klen, const char *val,
 	return 0;
 }
 
-void runs_update_metrics(struct kfpd *k)
+/* Runs by state: counted once at recovery (a scan), then kept by every state change. */
+static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+static long state_n[5];
+
+/* Counts a run leaving state FROM and entering TO (either may be NULL or unknown). */
+static void state_count(const char *from, const char *to)
 {
-	long c[5] = {0};
-	static const char *const st[] = {"queued", "running", "succeeded", "failed", "cancelled"};
 	int i;
 
-	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, count_state, c);
+	for (i = 0; i < 5; i++) {
+		if (from && !strcmp(from, state_names[i]))
+			__atomic_sub_fetch(&state_n[i], 1, __ATOMIC_RELAXED);
+		if (to && !strcmp(to, state_names[i]))
+			__atomic_add_fetch(&state_n[i], 1, __ATOMIC_RELAXED);
+	}
+}
+
+void runs_update_metrics(struct kfpd *k)
+{
+	int i;
+
+	(void)k;
 	for (i = 0; i < 5; i++)
-		metrics_runs_set(st[i], c[i]);
+		metrics_runs_set(state_names[i], __atomic_load_n(&state_n[i], __ATOMIC_RELAXED));
 }
 
 /* ---- parameters ------------------------------------------------------------------------------ */
@@ -538,7 +553,9 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 	json_object_object_add(run, "executor", json_object_new_string(k->executor));
 	json_object_object_add(run, "spawns", json_object_new_int(0));
 	struct new_run nr = {NULL, id, ns, run, ir, schedule, fire, 0, 0};
-	if ((rc = commit_new_run(k, &nr))) {
+	if (!(rc = commit_new_run(k, &nr)))
+		state_count(NULL, "queued");
+	if (rc) {
 		json_object_put(run);
 		if (rc == -EEXIST) {
 			snprintf(err, n, "fire time already fired");
@@ -562,12 +579,21 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 
 /* ---- record helpers (callers hold runs_lock) --------------------------------------------------- */
 
+/* Run records the loop changed in this tick (id -> record), written by flush_dirty() in one
+ * lazily committed transaction at the end of the tick (db.h: a run's only durable commit is the
+ * one before its 201). load_run() sees them first. */
+static json_object *dirty;
+
 static json_object *load_run(struct kfpd *k, const char *id)
 {
 	json_object *r;
+
+	if (dirty && json_object_object_get_ex(dirty, id, &r))
+		return json_object_get(r);
 	return db_get(k->db, NULL, DB_RUNS, id, &r) ? NULL : r;
 }
 
+/* Durably saves R (HTTP threads: cancel, retry). */
 static int save_run(struct kfpd *k, json_object *r)
 {
 	int rc = db_put(k->db, NULL, DB_RUNS, js_str(r, "id", ""), r);
@@ -577,8 +603,44 @@ static int save_run(struct kfpd *k, json_object *r)
 	return rc;
 }
 
+/* Loop thread: queues R for the tick's group commit. Returns 0, -ENOMEM. */
+static int save_run_lazy(struct kfpd *k, json_object *r)
+{
+	if (!dirty && !(dirty = json_object_new_object()))
+		return save_run(k, r);
+	if (json_object_object_add(dirty, js_str(r, "id", ""), json_object_get(r)))
+		return save_run(k, r);
+	return 0;
+}
+
+/* Loop thread, runs_lock held: writes the queued run records in one transaction. */
+static void flush_dirty(struct kfpd *k)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (!dirty || !json_object_object_length(dirty))
+		return;
+	if (!(rc = db_begin(k->db, 1, &txn))) {
+		json_object_object_foreach(dirty, id, rec) {
+			if ((rc = db_put(k->db, txn, DB_RUNS, id, rec)))
+				break;
+		}
+		rc = rc ? (db_abort(txn), rc) : db_commit_lazy(txn);
+	}
+	if (rc) {
+		log_kv("error", "cannot save the run records (retrying)", NULL);
+		return;
+	}
+	json_object_put(dirty);
+	dirty = NULL;
+	runs_changed(); /* after the commit: GET /runs/ID caches what the database has */
+}
+
 static void set_str(json_object *o, const char *k, const char *v)
 {
+	if (!strcmp(k, "state"))
+		state_count(js_str(o, "state", NULL), v);
 	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
 }
 
@@ -789,7 +851,7 @@ static void worker_ended(struct kfpd *k, const char *id, int wstatus)
 			json_object_array_add(queue, json_object_new_string(id));
 		}
 	}
-	save_run(k, rec);
+	save_run_lazy(k, rec);
 	json_object_put(rec);
 out:
 	pthread_mutex_unlock(&runs_lock);
@@ -813,7 +875,7 @@ static int start_run(struct kfpd *k, const char *id)
 	}
 	if (engine_prepare(k, rec, err, sizeof err)) {
 		finish_run(k, rec, "failed", err, 0);
-		save_run(k, rec);
+		save_run_lazy(k, rec);
 		pthread_mutex_unlock(&runs_lock);
 		json_object_put(rec);
 		return 0;
@@ -821,7 +883,7 @@ static int start_run(struct kfpd *k, const char *id)
 	if ((rc = spawn_worker(k, id, js_str(rec, "namespace", ""), &pid))) {
 		snprintf(err, sizeof err, "cannot start %s: %s", k->kfpc, strerror(rc));
 		finish_run(k, rec, "failed", err, 1);
-		save_run(k, rec);
+		save_run_lazy(k, rec);
 		pthread_mutex_unlock(&runs_lock);
 		json_object_put(rec);
 		return 0;
@@ -831,7 +893,7 @@ static int start_run(struct kfpd *k, const char *id)
 		set_str(rec, "started", iso_now(k, ts));
 	json_object_object_add(rec, "pid", json_object_new_int(pid));
 	json_object_object_add(rec, "spawns", json_object_new_int64(js_int(rec, "spawns", 0) + 1));
-	save_run(k, rec);
+	save_run_lazy(k, rec);
 	pthread_mutex_unlock(&runs_lock);
 	json_object_put(rec);
 	if (!add_worker(id, pid, -1)) {
@@ -915,6 +977,9 @@ int runs_tick(struct kfpd *k)
 		for (i = 0; i < nworkers; i++)
 			progress_set(workers[i].id, engine_progress(workers[i].id, 0));
 	}
+	pthread_mutex_lock(&runs_lock);
+	flush_dirty(k);
+	pthread_mutex_unlock(&runs_lock);
 	metrics_queue_set((long)json_object_array_length(queue));
 	return (int)(nworkers + json_object_array_length(queue));
 }
@@ -972,6 +1037,10 @@ int runs_recover(struct kfpd *k)
 		queue = json_object_new_array();
 	if (estore_open(k))
 		return -1;
+	long cnt[5] = {0};
+	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, count_state, cnt);
+	for (i = 0; i < 5; i++)
+		__atomic_store_n(&state_n[i], cnt[i], __ATOMIC_RELAXED);
 	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, collect_active, &c);
 	for (i = 0; i < json_object_array_length(c.ids); i++) {
 		const char *id = json_object_get_string(json_object_array_get_idx(c.ids, i));
@@ -1028,6 +1097,11 @@ void runs_shutdown(struct kfpd *k)
 					       : "workers left running; the next start adopts them",
 		       "workers", n, NULL);
 	}
+	pthread_mutex_lock(&runs_lock);
+	flush_dirty(k);
+	json_object_put(dirty);
+	dirty = NULL;
+	pthread_mutex_unlock(&runs_lock);
 	nworkers = 0;
 	free(workers);
 	workers = NULL;
@@ -1192,6 +1266,10 @@ int runs_delete(struct kfpd *k, const char *ns, const char *id)
 		db_del(k->db, txn, DB_NSRUNS, key);
 		db_del(k->db, txn, DB_RUNIR, id);
 		rc = db_commit(txn) ? 500 : 0;
+		if (!rc && dirty)
+			json_object_object_del(dirty, id);
+		if (!rc)
+			state_count(js_str(rec, "state", NULL), NULL);
 		runs_changed();
 	} else {
 		rc = 500;

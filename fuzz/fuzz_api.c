@@ -11,6 +11,7 @@
  *        cmake --build build-fuzzd --target fuzz_api
  * Run:   ./build-fuzzd/fuzz_api -max_total_time=600 -timeout=10 /tmp/api-corpus fuzz/corpus/api */
 #include <fcntl.h>
+#include <ftw.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,21 @@ static int newest(void *ctx, const char *key, size_t klen, const char *val, size
 	return 1;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb, (void)flag, (void)f;
+	return remove(path);
+}
+
+/* At exit: the database goes, with its directory. */
+static void teardown(void)
+{
+	db_close(k.db);
+	k.db = NULL;
+	if (k.data_dir)
+		nftw(k.data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static int setup(void)
 {
 	char dir[] = "/dev/shm/fuzz_api.XXXXXX", err[256];
@@ -66,6 +82,7 @@ static int setup(void)
 	k.ready = 1;
 	if (!k.data_dir || !k.kfpc || pipe2(k.wake_fd, O_CLOEXEC | O_NONBLOCK))
 		return -1;
+	atexit(teardown);
 	if (!(k.db = db_open(dir, err, sizeof err))) {
 		fprintf(stderr, "fuzz_api: %s\n", err);
 		return -1;

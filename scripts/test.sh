@@ -6,6 +6,10 @@
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
+# Steps run Debian's own python3 and coreutils (a version-manager shim first on PATH costs ~1 s
+# per python start and is not what a stock machine has).
+PATH=/usr/bin:/bin:$PATH
+export PATH
 jobs=${KFPC_TEST_JOBS:-2}
 
 echo "== build (warnings are errors)"
