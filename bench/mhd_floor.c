@@ -19,7 +19,14 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 			      const char *method, const char *version, const char *data,
 			      size_t *size, void **con_cls)
 {
-	(void)cls, (void)url, (void)method, (void)version, (void)data, (void)size, (void)con_cls;
+	static int first;
+
+	(void)cls, (void)url, (void)method, (void)version, (void)data;
+	if (!*con_cls) { /* headers read: answer at the next call, as kfpd does (keep-alive) */
+		*con_cls = &first;
+		return MHD_YES;
+	}
+	*size = 0;
 	return MHD_queue_response(c, MHD_HTTP_OK, resp);
 }
 

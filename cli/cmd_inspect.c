@@ -483,8 +483,15 @@ static void show_text(struct store *st, const struct store_run *r, struct store_
 	if (r->outputs && json_object_is_type(r->outputs, json_type_object) &&
 	    json_object_object_length(r->outputs)) {
 		printf("\noutputs\n");
-		json_object_object_foreach(r->outputs, key, val)
-			printf("    %s = %s\n", key, jtext(val));
+		json_object_object_foreach(r->outputs, key, val) {
+			struct json_object *dig;
+			/* an artifact output prints as kfpc run prints it: sha256:HEX */
+			if (json_object_is_type(val, json_type_object) &&
+			    json_object_object_get_ex(val, "artifact", &dig))
+				printf("    %s = sha256:%s\n", key, json_object_get_string(dig));
+			else
+				printf("    %s = %s\n", key, jtext(val));
+		}
 	}
 }
 

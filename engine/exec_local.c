@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -74,6 +75,12 @@ struct exec {
 	struct ljob *finished; /* synthetic completions (spawn failures), reaped first */
 	char **baseenv;      /* inherited environment minus KFPC_SECRET_* and KFPC_RUN_ID/... */
 	size_t nbaseenv;
+	/* argv[0] -> absolute path, resolved once along our PATH like posix_spawnp does, so that a
+	 * spawn does not try every PATH entry in the (vfork'd) child each time */
+	struct pathent {
+		char *name, *path;
+	} paths[16];
+	size_t npaths;
 };
 
 static double now_wall(void)
@@ -282,6 +289,10 @@ static void local_close(struct exec *x)
 	close(x->epfd);
 	close(x->sfd);
 	sigprocmask(SIG_SETMASK, &x->oldmask, NULL);
+	for (size_t i = 0; i < x->npaths; i++) {
+		free(x->paths[i].name);
+		free(x->paths[i].path);
+	}
 	free(x->baseenv);
 	free(x);
 }
@@ -395,6 +406,62 @@ static int stream_open(struct exec *x, struct ljob *j, struct stream *st, const 
 	return 0;
 }
 
+/* The cached absolute path of command NAME (no '/'), resolving it along our PATH the way
+ * posix_spawnp would, or NULL (not found, relative PATH entries, cache full): then the caller
+ * uses posix_spawnp. The string is owned by X. */
+static const char *path_lookup(struct exec *x, const char *name)
+{
+	const char *pathv = getenv("PATH"), *p, *e;
+	char buf[PATH_MAX];
+	struct stat sb;
+	size_t i, nl = strlen(name);
+
+	for (i = 0; i < x->npaths; i++)
+		if (!strcmp(x->paths[i].name, name))
+			return x->paths[i].path;
+	if (x->npaths == sizeof x->paths / sizeof *x->paths || !nl)
+		return NULL;
+	if (!pathv)
+		pathv = "/bin:/usr/bin"; /* glibc's default */
+	for (p = pathv; ; p = e + 1) {
+		size_t dl;
+		e = strchrnul(p, ':');
+		dl = (size_t)(e - p);
+		if (!dl || p[0] != '/')
+			return NULL; /* relative entry: it depends on the child's cwd */
+		if (dl + 1 + nl < sizeof buf) {
+			memcpy(buf, p, dl);
+			buf[dl] = '/';
+			memcpy(buf + dl + 1, name, nl + 1);
+			if (stat(buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(buf, X_OK) == 0) {
+				char *n = strdup(name), *q = strdup(buf);
+				if (!n || !q) {
+					free(n);
+					free(q);
+					return NULL;
+				}
+				x->paths[x->npaths].name = n;
+				x->paths[x->npaths].path = q;
+				return x->paths[x->npaths++].path;
+			}
+		}
+		if (!*e)
+			return NULL;
+	}
+}
+
+/* Forget the cached path of NAME (it failed to run). */
+static void path_forget(struct exec *x, const char *name)
+{
+	for (size_t i = 0; i < x->npaths; i++)
+		if (!strcmp(x->paths[i].name, name)) {
+			free(x->paths[i].name);
+			free(x->paths[i].path);
+			x->paths[i] = x->paths[--x->npaths];
+			return;
+		}
+}
+
 static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 		       struct exec_job **out, char *err, size_t errlen)
 {
@@ -451,7 +518,16 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 		goto out2;
 	}
 	j->started = now_wall();
-	e = posix_spawnp(&j->pid, s->argv[0], &fa, &attr, s->argv, env);
+	{
+		const char *full = strchr(s->argv[0], '/') ? NULL : path_lookup(x, s->argv[0]);
+		e = full ? posix_spawn(&j->pid, full, &fa, &attr, s->argv, env) : -1;
+		if (e) {
+			/* not cached, or it no longer runs (gone, ENOEXEC script...): the slow way */
+			if (full)
+				path_forget(x, s->argv[0]);
+			e = posix_spawnp(&j->pid, s->argv[0], &fa, &attr, s->argv, env);
+		}
+	}
 	if (e) {
 		/* like a shell: the step fails with 127 and says why in its log */
 		dprintf(efd, "kfpc: cannot execute '%s'%s%s: %s\n", s->argv[0],

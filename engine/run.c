@@ -224,6 +224,77 @@ static int needs_quoting(const char *t)
 	return 0;
 }
 
+/* Properties the local executor cannot apply, found while walking the IR. */
+struct ignored {
+	int volume, node_selector, toleration;
+	const char *steps[3]; /* the first few steps using any of them (borrowed from the IR) */
+	size_t nsteps, total;
+};
+
+static int placement_nonempty(const struct ir_node *n, const char *key)
+{
+	json_object *pl, *x;
+
+	if (!n->json || !json_object_object_get_ex(n->json, "placement", &pl) ||
+	    !json_object_object_get_ex(pl, key, &x))
+		return 0;
+	if (json_object_is_type(x, json_type_object))
+		return json_object_object_length(x) > 0;
+	if (json_object_is_type(x, json_type_array))
+		return json_object_array_length(x) > 0;
+	return 0;
+}
+
+static void find_ignored(const struct ir_body *b, struct ignored *g)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const struct ir_node *n = b->nodes[i];
+		if (n->kind == IR_STEP) {
+			int v = n->nvolumes > 0, ns = placement_nonempty(n, "node_selector"),
+			    t = placement_nonempty(n, "tolerations");
+			g->volume |= v;
+			g->node_selector |= ns;
+			g->toleration |= t;
+			if (!(v || ns || t))
+				continue;
+			g->total++;
+			if (g->nsteps < sizeof g->steps / sizeof *g->steps)
+				g->steps[g->nsteps++] = n->id;
+		} else {
+			find_ignored(&n->body, g);
+			if (n->kind == IR_PIPELINE)
+				find_ignored(&n->fin, g);
+		}
+	}
+}
+
+/* One note per run naming the step properties the local executor ignores. */
+static void note_ignored(const struct ir *ir, FILE *err)
+{
+	struct ignored g = {0};
+	const char *sep = "";
+
+	find_ignored(&ir->body, &g);
+	find_ignored(&ir->fin, &g);
+	if (!g.nsteps)
+		return;
+	fputs("kfpc: note: the local executor ignores ", err);
+	if (g.volume) {
+		fprintf(err, "%svolume", sep);
+		sep = ", ";
+	}
+	if (g.node_selector) {
+		fprintf(err, "%snode_selector", sep);
+		sep = ", ";
+	}
+	if (g.toleration)
+		fprintf(err, "%stoleration", sep);
+	fputs(" (used by step ", err);
+	for (size_t i = 0; i < g.nsteps; i++)
+		fprintf(err, "%s%s", i ? ", " : "", g.steps[i]);
+	fputs(g.total > g.nsteps ? ", ...)\n" : ")\n", err);
+}
+
 static void print_outputs(const struct ir *ir, json_object *outputs, FILE *out)
 {
 	size_t i;
@@ -276,6 +347,7 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 	struct sched_config sc = {0};
 	struct sched_result res = {0};
 	const char *state, *executor = o->executor ? o->executor : "local";
+	char *resume_executor = NULL;
 	char *prev_run = NULL;
 	int code = RUN_EXIT_USAGE, lockfd = -1, rc;
 	long ncpu;
@@ -309,6 +381,27 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 			fprintf(err, "kfpc run: --resume: cannot load run %s: %s\n", run_id,
 				store_errmsg(st));
 			goto out;
+		}
+		/* a resumed run keeps the executor it was started with */
+		if (old->executor && old->executor[0]) {
+			if (o->executor && strcmp(o->executor, old->executor)) {
+				fprintf(err,
+					"kfpc run: --resume: run %s was started with executor '%s'; "
+					"it cannot be resumed with --executor %s (omit --executor)\n",
+					run_id, old->executor, o->executor);
+				goto out;
+			}
+			if (!(resume_executor = strdup(old->executor))) {
+				fprintf(err, "kfpc run: out of memory\n");
+				goto out;
+			}
+			executor = resume_executor;
+			ops = exec_find(executor);
+			if (!ops) {
+				fprintf(err, "kfpc run: --resume: run %s uses unknown executor '%s' "
+					"(available: %s)\n", run_id, executor, exec_names());
+				goto out;
+			}
 		}
 		ir = ir_load(old->ir_json, strlen(old->ir_json), msg, sizeof msg);
 		if (!ir) {
@@ -379,6 +472,8 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 			fprintf(err, "kfpc run: executor %s: %s\n", executor, msg);
 			goto out;
 		}
+		if (!strcmp(executor, "local"))
+			note_ignored(ir, err);
 	}
 	code = RUN_EXIT_FAILED;
 
@@ -497,5 +592,6 @@ out:
 	ir_free(ir);
 	free(text);
 	free(prev_run);
+	free(resume_executor);
 	return code;
 }

@@ -155,6 +155,7 @@ struct sched {
 	enum store_run_status status;
 	char reason[512];
 	char *first_failed;
+	char *first_failed_why; /* " (REASON) at FILE:LINE:COL" of first_failed, or NULL */
 	struct cleaner *cleaner;  /* removes finished attempts' work dirs off the hot path */
 	char **spare;             /* empty work dirs of finished attempts, reused by rename */
 	size_t nspare, capspare;
@@ -230,6 +231,21 @@ static void report(struct sched *S, struct inst *I, char kind)
 	S->reports[S->nreports].kind = kind;
 	S->reports[S->nreports].attempt = I->attempt;
 	S->nreports++;
+}
+
+/* " (REASON) at FILE:LINE:COL" for a failed instance, for the run's reason; caller frees. */
+static char *fail_detail(const struct inst *I)
+{
+	char loc[512], *out = NULL;
+
+	ir_loc_str(&I->node->loc, loc, sizeof loc);
+	if (I->reason && I->reason[0]) {
+		if (asprintf(&out, " (%.400s) at %s", I->reason, loc) < 0)
+			out = NULL;
+	} else if (asprintf(&out, " at %s", loc) < 0) {
+		out = NULL;
+	}
+	return out;
 }
 
 static void set_reason(struct inst *I, char *r)
@@ -837,8 +853,10 @@ static void inst_done(struct sched *S, struct inst *I, int state, char *reason)
 		I->started = I->finished;
 	if (state == STORE_STEP_FAILED) {
 		sc->nfailed++;
-		if (!S->first_failed && I->node->kind == IR_STEP)
+		if (!S->first_failed && I->node->kind == IR_STEP) {
 			S->first_failed = strdup(I->name);
+			S->first_failed_why = fail_detail(I);
+		}
 	} else if (state == STORE_STEP_CANCELLED) {
 		sc->ncancelled++;
 	}
@@ -920,8 +938,9 @@ static void scope_complete(struct sched *S, struct scope *sc)
 										: "cancelled");
 		} else if (sc->nfailed) {
 			S->status = STORE_RUN_FAILED;
-			snprintf(S->reason, sizeof S->reason, "step %s failed",
-				 S->first_failed ? S->first_failed : "?");
+			snprintf(S->reason, sizeof S->reason, "step %s failed%s",
+				 S->first_failed ? S->first_failed : "?",
+				 S->first_failed_why ? S->first_failed_why : "");
 		} else {
 			S->status = STORE_RUN_SUCCEEDED;
 			S->reason[0] = 0;
@@ -943,8 +962,12 @@ static void scope_complete(struct sched *S, struct scope *sc)
 			for (i = 0; i < sc->body->n; i++)
 				if (sc->insts[i].state == STORE_STEP_FAILED)
 					break;
-			snprintf(S->reason, sizeof S->reason, "exit handler %s failed",
-				 i < sc->body->n ? sc->insts[i].name : "?");
+			{
+				char *why = i < sc->body->n ? fail_detail(&sc->insts[i]) : NULL;
+				snprintf(S->reason, sizeof S->reason, "exit handler %s failed%s",
+					 i < sc->body->n ? sc->insts[i].name : "?", why ? why : "");
+				free(why);
+			}
 		}
 		if (S->cancel >= 2)
 			S->status = STORE_RUN_CANCELLED;
@@ -1293,8 +1316,10 @@ static void adopt_terminal(struct sched *S, struct inst *I, const struct store_s
 	I->finished = r->finished;
 	if (r->state == STORE_STEP_FAILED) {
 		I->scope->nfailed++;
-		if (!S->first_failed)
+		if (!S->first_failed) {
 			S->first_failed = strdup(I->name);
+			S->first_failed_why = fail_detail(I);
+		}
 	} else if (r->state == STORE_STEP_CANCELLED) {
 		I->scope->ncancelled++;
 	}
@@ -2570,7 +2595,7 @@ static void spawn_all(struct sched *S)
 			struct exec_result res = {0};
 			res.infra = 1;
 			res.exit_code = -1;
-			snprintf(res.msg, sizeof res.msg, "%s", err[0] ? err : "the executor failed");
+			snprintf(res.msg, sizeof res.msg, "%.*s", (int)sizeof res.msg - 1, err[0] ? err : "the executor failed");
 			rt_free_spec(rt);
 			attempt_end(S, I, &res);
 			continue;
@@ -2927,6 +2952,7 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 	free(S->starting);
 	free(S->reports);
 	free(S->first_failed);
+	free(S->first_failed_why);
 	if (S->resume)
 		lh_table_free(S->resume);
 	store_step_list_free(S->rsteps, S->nrsteps);

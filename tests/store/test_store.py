@@ -170,8 +170,11 @@ def main():
               "attempt timings ordered")
     check(st["prep"]["outputs"] == {"count": 3}, "prep value output count=3 (got %s)"
           % st["prep"]["outputs"])
-    check(doc["outputs"] == {"count": 3, "flaky_attempt": 2},
-          "run outputs (got %s)" % doc["outputs"])
+    outs = dict(doc["outputs"])
+    model = outs.pop("model", None)
+    check(outs == {"count": 3, "flaky_attempt": 2}, "run outputs (got %s)" % doc["outputs"])
+    check(isinstance(model, dict) and model.get("type") == "Model" and
+          len(model.get("artifact", "")) == 64, "run artifact output model (got %s)" % model)
     d_prep = out_art(st["prep"], "data")
     d_twin = out_art(st["twin"], "data")
     d_model = out_art(st["fit"], "model")
@@ -198,7 +201,8 @@ def main():
           "show prep artifact output with type, kind, size")
     check("    in  data = %s (Dataset, file, 6 B)" % d_prep[:12] in out, "show fit input")
     check("    attempt 1  " in out and "exit 1  error" in out, "show flaky attempts")
-    check("\noutputs\n    count = 3\n    flaky_attempt = 2\n" in out, "show run outputs")
+    check("\noutputs\n    count = 3\n    flaky_attempt = 2\n    model = sha256:" in out,
+          "show run outputs (an artifact output as sha256:HEX, as kfpc run prints it)")
     check(all(l == l.rstrip() for l in lines), "show: no trailing white space")
     rc2, out2, _ = kfpc("show", run[:12])
     check(rc2 == 0 and out2 == out, "show with a unique run prefix gives the same output")

@@ -72,8 +72,10 @@ def main():
     for r in runs:
         rc, out, err = kfpc("show", r["id"], "--json")
         steps = json.loads(out)["step_instances"] if rc == 0 else []
-        check(len(steps) == 5 and all(s["state"] == "succeeded" for s in steps),
-              "run %s: 5 steps succeeded" % r["id"])
+        # steps that do not depend on the run's parameter may be served from another run's
+        # cache entry, depending on which run got there first
+        check(len(steps) == 5 and all(s["state"] in ("succeeded", "cached") for s in steps),
+              "run %s: 5 steps succeeded or cached: %s" % (r["id"], [(s.get("name"), s["state"]) for s in steps]))
     # prep, twin and fit's sub/copy.txt write the same bytes at the same time (prep and twin
     # run in parallel): each content is stored exactly once, whoever won the race
     contents = {}
