@@ -24,6 +24,8 @@ static const char usage_text[] =
 	"  --no-cache              do not use cached results (results are still recorded)\n"
 	"  --explain               say on stderr why each step ran or was cached\n"
 	"  --resume RUN            finish an interrupted run (id or unique prefix; FILE optional)\n"
+	"                          with the executor it was started with (a different\n"
+	"                          --executor is refused)\n"
 	"  --pipeline NAME         the entry pipeline of FILE.kfp (default: the last one)\n"
 	"  -h, --help              show this help\n"
 	"\n"

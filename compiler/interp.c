@@ -85,6 +85,7 @@ struct chk {
 				     * CHK_PIPE: component strings at a call (only params, run.status) */
 	struct snode *step;         /* CHK_PIPE: the calling step */
 	struct scomp *comp;         /* the component being checked (CHK_LOCAL) */
+	int status_reported;        /* CHK_PIPE: E304 said once per calling step */
 };
 
 /* "step 'x'" or "component 'c'": what has the inputs and outputs, for messages. */
@@ -168,6 +169,8 @@ static void check_ph(void *ctx, const struct interp_ph *ph)
 			if (c->mode == CHK_LOCAL || c->is_finally)
 				return;
 			if (c->mode == CHK_PIPE) {
+				if (c->status_reported++) /* one error per step, not per use */
+					return;
 				diag_error(s->d, "E304", c->step->ast->callee.loc,
 					   "component '%s' uses {{run.status}}, which only a finally step "
 					   "can use; '%s' is not a finally step", c->step->comp->name,

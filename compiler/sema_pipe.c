@@ -153,13 +153,19 @@ static void pipeline_prop(struct walk *w, const struct ast_prop *pr)
 				   "usage: schedule \"CRON\" [tz \"ZONE\"]");
 			return;
 		}
-		if ((err = validate_cron(c->u.str.s, NULL, msg, sizeof msg))) {
-			diag_error(s->d, "E402", c->loc, "invalid cron expression: %s", err);
-			return;
-		}
-		if (tz && (err = validate_tz(tz->u.str.s))) {
-			diag_error(s->d, "E403", tz->loc, "unknown time zone '%s': %s", tz->u.str.s, err);
-			return;
+		{ /* report both a bad expression and a bad zone */
+			int bad = 0;
+			if ((err = validate_cron(c->u.str.s, NULL, msg, sizeof msg))) {
+				diag_error(s->d, "E402", c->loc, "invalid cron expression: %s", err);
+				bad = 1;
+			}
+			if (tz && (err = validate_tz(tz->u.str.s))) {
+				diag_error(s->d, "E403", tz->loc, "unknown time zone '%s': %s",
+					   tz->u.str.s, err);
+				bad = 1;
+			}
+			if (bad)
+				return;
 		}
 		if (!(sc = sema_push(s, (void **)&p->schedules, &p->nschedules, &w->nsched_cap,
 				     sizeof *sc)))

@@ -407,9 +407,9 @@ const char *validate_quantity(const char *s, enum quantity_kind kind, int64_t *o
 	}
 	if (!digits)
 		goto bad;
-	if (*p == 'e' || *p == 'E') {
-		if (p[1] == 0 && kind == QUANTITY_MEMORY) {
-			e10 += 18; /* "E" = exa */
+	if ((*p == 'e' || *p == 'E') && strcmp(p, "Ei") != 0) { /* "Ei" is a suffix below */
+		if (p[1] == 0) {
+			e10 += 18; /* "E" = exa (cpu and memory alike, as Kubernetes) */
 			p++;
 		} else {
 			int neg = 0, x = 0, nd = 0;
