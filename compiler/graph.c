@@ -18,6 +18,8 @@ struct gw {
 	int err;
 	const struct snode *seen[64]; /* sources already drawn into the current node */
 	int nseen;
+	const struct snode *covered[64]; /* sources already drawn into an enclosing loop cluster */
+	int ncovered;
 };
 
 /* Writes S escaped for a DOT double-quoted string. */
@@ -141,11 +143,26 @@ static char *cond_text(const struct snode *n)
 
 /* The DOT node that stands for N when an edge points at it: a step itself, or the first step
  * inside a loop / sub-pipeline cluster (with lhead/ltail set). */
-static const struct snode *rep(const struct snode *n, char *pre, size_t presz)
+static const struct snode *rep(const struct snode *n, const char *out, char *pre, size_t presz)
 {
 	for (int guard = 0; n && guard < 256; guard++) {
 		if (n->kind == SN_STEP)
 			return n;
+		if (n->kind == SN_SUB && out) {
+			/* an edge out of a sub-pipeline leaves from the step producing that output */
+			const struct sval *v = NULL;
+			for (int i = 0; i < n->sub->noutputs; i++)
+				if (!strcmp(n->sub->outputs[i].name, out))
+					v = n->sub->outputs[i].value;
+			if (v && (v->kind == SV_OUTPUT || v->kind == SV_COLLECT) && v->node) {
+				size_t l = strlen(pre);
+				snprintf(pre + l, presz - l, "%s/", n->name);
+				out = v->name;
+				n = v->node;
+				continue;
+			}
+		}
+		out = NULL;
 		if (n->kind == SN_LOOP) {
 			if (!n->body->n)
 				return NULL;
@@ -170,15 +187,16 @@ static void cluster_name(FILE *f, const char *prefix, const struct snode *n)
 }
 
 /* One edge from FROM (a node of the same pipeline instance) to TO. */
-static void edge(struct gw *w, const struct snode *from, const struct snode *to, const char *style)
+static void edge(struct gw *w, const struct snode *from, const char *out, const struct snode *to,
+		 const char *style)
 {
 	char fp[1024], tp[1024];
 	const struct snode *a, *b;
 
 	snprintf(fp, sizeof fp, "%s", w->prefix);
 	snprintf(tp, sizeof tp, "%s", w->prefix);
-	a = rep(from, fp, sizeof fp);
-	b = rep(to, tp, sizeof tp);
+	a = rep(from, out, fp, sizeof fp);
+	b = rep(to, NULL, tp, sizeof tp);
 	if (!a || !b)
 		return;
 	fputs("  \"", w->f);
@@ -287,10 +305,12 @@ static void edges_val(struct gw *w, const struct snode *to, const struct sval *v
 		int dup = 0;
 		for (int i = 0; i < w->nseen; i++)
 			dup |= w->seen[i] == v->node;
+		for (int i = 0; i < w->ncovered; i++) /* the loop cluster has that edge */
+			dup |= w->covered[i] == v->node;
 		if (!dup) {
 			if (w->nseen < 64)
 				w->seen[w->nseen++] = v->node;
-			edge(w, v->node, to, v->kind == SV_COLLECT ? "bold" : NULL);
+			edge(w, v->node, v->name, to, v->kind == SV_COLLECT ? "bold" : NULL);
 		}
 	}
 	for (int i = 0; i < v->nitems; i++)
@@ -313,10 +333,14 @@ static void edges(struct gw *w, const struct sbody *b)
 			for (int j = 0; j < n->own->nafter; j++) {
 				const struct snode *t = stab_get(n->pipe->steps, n->own->after[j].name);
 				if (t)
-					edge(w, t, n, "dashed");
+					edge(w, t, NULL, n, "dashed");
 			}
 		if (n->kind == SN_LOOP) {
+			int saved = w->ncovered;
+			for (int j = 0; j < w->nseen && w->ncovered < 64; j++)
+				w->covered[w->ncovered++] = w->seen[j];
 			edges(w, n->body);
+			w->ncovered = saved;
 		} else if (n->kind == SN_SUB) {
 			size_t l = strlen(w->prefix);
 			snprintf(w->prefix + l, sizeof w->prefix - l, "%s/", n->name);
@@ -339,8 +363,8 @@ int graph_dot(struct sema *s, FILE *f)
 	w.f = f;
 	fputs("digraph \"", f);
 	esc(f, p->name);
-	fputs("\" {\n  compound=true;\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n"
-	      "  edge [fontname=\"Helvetica\"];\n", f);
+	fputs("\" {\n  compound=true;\n  rankdir=TB;\n  graph [fontname=\"Helvetica\"];\n"
+	      "  node [shape=box, fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\"];\n", f);
 	body(&w, &p->body, 1);
 	if (p->fin.n) {
 		fputs("  subgraph \"cluster_finally\" {\n    label=\"finally\";\n    style=dotted;\n", f);
@@ -351,6 +375,17 @@ int graph_dot(struct sema *s, FILE *f)
 	}
 	edges(&w, &p->body);
 	edges(&w, &p->fin);
+	for (int i = 0; p->fin.n && i < p->body.n; i++) {
+		/* the run ends after its body: keep the exit handlers below it */
+		char pre[1024] = "";
+		const struct snode *a = rep(p->body.nodes[i], NULL, pre, sizeof pre);
+		if (!a)
+			continue;
+		fputs("  \"", f);
+		esc(f, pre);
+		esc(f, a->name);
+		fputs("\" -> \"kfpc:run\" [style=invis];\n", f);
+	}
 	for (int i = 0; i < p->fin.n; i++) {
 		fputs("  \"kfpc:run\" -> \"", f);
 		esc(f, p->fin.nodes[i]->name);
