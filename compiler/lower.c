@@ -304,34 +304,13 @@ static json_object *jdeps(struct lw *w, const struct snode *n)
 	return a;
 }
 
-/* A template string for the engine (engine/subst.h): `\{` stays (a literal brace), an escaped
- * backslash becomes one backslash; everything else is literal. */
+/* A template string for the engine (SPEC §9, engine/subst.h): the lexer's template text as is:
+ * `\\` is a literal backslash, `\{` a literal brace, `{{NS.FIELD}}` a placeholder. */
 static json_object *jtmpl(const struct ast_expr *e)
 {
-	const char *t;
-	size_t n, j = 0;
-	char *buf;
-	json_object *o;
-
 	if (!e)
 		return NULL;
-	t = e->u.str.tmpl;
-	n = e->u.str.tmpl_len;
-	if (!memchr(t, '\\', n))
-		return json_object_new_string_len(t, (int)n);
-	if (!(buf = malloc(n + 1)))
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (t[i] == '\\' && i + 1 < n && t[i + 1] == '\\') {
-			buf[j++] = '\\';
-			i++;
-		} else {
-			buf[j++] = t[i];
-		}
-	}
-	o = json_object_new_string_len(buf, (int)j);
-	free(buf);
-	return o;
+	return json_object_new_string_len(e->u.str.tmpl, (int)e->u.str.tmpl_len);
 }
 
 static json_object *jinputs(struct lw *w, const struct sport *p, int n)
@@ -457,31 +436,11 @@ static void put_loc(struct lw *w, struct loc l)
 /* A template string (see jtmpl) straight to the output. */
 static void put_tmpl(struct lw *w, const struct ast_expr *e)
 {
-	const char *t;
-	size_t n, j = 0;
-	char *buf;
-
 	if (!e) {
 		put(w, "null");
 		return;
 	}
-	t = e->u.str.tmpl;
-	n = e->u.str.tmpl_len;
-	if (!memchr(t, '\\', n)) {
-		put_jstr_len(w, t, n);
-		return;
-	}
-	if (!(buf = malloc(n + 1))) {
-		w->err = 1;
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (t[i] == '\\' && i + 1 < n && t[i + 1] == '\\')
-			i++;
-		buf[j++] = t[i];
-	}
-	put_jstr_len(w, buf, j);
-	free(buf);
+	put_jstr_len(w, e->u.str.tmpl, e->u.str.tmpl_len);
 }
 
 static void put_value(struct lw *w, const struct sval *v)
