@@ -436,8 +436,8 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 		} else {
 			int c = 2;
 			text = compile_to_ir(o->file, o->pipeline, err, &len, &c);
-			if (!text) {
-				code = RUN_EXIT_USAGE;
+			if (!text) { /* as kfpc compile: 1 the pipeline has errors, 2 I/O */
+				code = c == 1 ? RUN_EXIT_FAILED : RUN_EXIT_USAGE;
 				goto out;
 			}
 		}

@@ -26,8 +26,8 @@ struct run_opts {
 /* Exit codes of run_main. */
 enum {
 	RUN_EXIT_OK = 0,     /* the run succeeded */
-	RUN_EXIT_FAILED = 1, /* the run failed or was cancelled */
-	RUN_EXIT_USAGE = 2,  /* usage, compile, IR or parameter error; nothing ran */
+	RUN_EXIT_FAILED = 1, /* the run failed or was cancelled, or the pipeline has errors */
+	RUN_EXIT_USAGE = 2,  /* usage, I/O, IR or parameter error; nothing ran */
 };
 
 /* Run a pipeline as described by O, writing to OUT and ERR. Returns a RUN_EXIT_* code. */

@@ -45,6 +45,7 @@
 #define VALUE_OUTPUT_MAX (1 << 20) /* 1 MiB, SPEC §4.5 */
 #define KILL_GRACE 5.0              /* SIGTERM -> SIGKILL, SPEC §6.6 */
 #define MAX_ITEMS 10000000          /* loop items */
+#define LOOP_WINDOW 256             /* active iterations of a loop without `parallel N` */
 
 enum phase {
 	PH_WAIT,
@@ -1512,7 +1513,13 @@ static void loop_start(struct sched *S, struct inst *L)
 	set_state(S, L, STORE_STEP_RUNNING);
 	L->started = store_now();
 	rec(S, L);
-	k = L->node->parallel > 0 && (size_t)L->node->parallel < n ? (size_t)L->node->parallel : n;
+	/* Iterations are created lazily: at most `parallel N` (or LOOP_WINDOW when the loop has no
+	 * limit) are active, and each one that finishes starts the next (scope_complete). A loop
+	 * over a million items costs memory for its items only, and the event loop (signals,
+	 * timers, finished steps) keeps running while it expands. */
+	k = L->node->parallel > 0 ? (size_t)L->node->parallel : LOOP_WINDOW;
+	if (k > n)
+		k = n;
 	for (size_t i = 0; i < k && !S->store_failed; i++)
 		iter_start(S, L, i);
 }
