@@ -1429,7 +1429,8 @@ static void step_ready(struct sched *S, struct inst *I)
 		}
 		json_object_put(view);
 	}
-	if (I->cache_key && n->cache && !S->c->no_cache && !I->natts) {
+	/* a step that declares no outputs exists for its side effects: it always runs */
+	if (I->cache_key && n->cache && n->noutputs && !S->c->no_cache && !I->natts) {
 		struct store_cache *hit = NULL;
 		int m = cache_lookup(S->c->st, S->c->art, I->cache_key, n->max_age, store_now(), &hit);
 		if (m == CACHE_HIT) {
@@ -1462,6 +1463,8 @@ static void step_ready(struct sched *S, struct inst *I)
 			explain(S, I, "ran: exit handlers are never cached");
 		else if (!n->cache)
 			explain(S, I, "ran: cache disabled (cache off)");
+		else if (!n->noutputs)
+			explain(S, I, "ran: a step with no outputs runs for its side effects");
 		else if (S->c->no_cache)
 			explain(S, I, "ran: cache disabled (--no-cache)");
 		else

@@ -34,9 +34,11 @@ pipeline cache_demo(n: int = 2) {
   }
   step young {
     cache on max_age 1s
-    run ["sh", "-c", "echo young >> \"$KFPC_CASE_DIR/ran\""]
+    out t: string from stdout
+    run ["sh", "-c", "echo young >> \"$KFPC_CASE_DIR/ran\"; echo t"]
   }
   out lines: int = use.lines
+  out t: string = young.t
 }
 '''
 
@@ -110,6 +112,23 @@ def main():
             "a cache entry whose artifacts are gone is not used", p.stderr)
     c.check("explain: make: ran: cached artifacts are no longer stored" in p.stderr,
             "--explain: artifacts gone", p.stderr)
+
+    # a step with no outputs runs for its side effects: never served from the cache, even
+    # when another step has the very same spec
+    side = runlib.write(d, "side.kfp", """
+pipeline side() {
+  defaults { image "busybox:1.36"; timeout 1m }
+  step a { run ["sh", "-c", "echo x >> ../../side-effects.txt"] }
+  step b { run ["sh", "-c", "echo x >> ../../side-effects.txt"]; after a }
+}
+""")
+    for i in range(2):
+        p = runlib.kfpc_run(d, [side, "--explain"])
+        st = runlib.states(p.stderr)
+        c.check(p.returncode == 0 and st == {"a": "succeeded", "b": "succeeded"},
+                "steps with no outputs run every time (run %d)" % (i + 1), p.stderr)
+    c.check("explain: b: ran: a step with no outputs runs for its side effects" in p.stderr,
+            "--explain: no outputs", p.stderr)
     c.done()
 
 
