@@ -20,40 +20,18 @@ import shutil
 import subprocess
 import sys
 
-SRC = os.environ.get("KFPC_SRC", os.getcwd())
-BUILD = os.environ.get("KFPC_BUILD", os.path.join(SRC, "build"))
-KFPC = os.environ.get("KFPC", os.path.join(BUILD, "kfpc"))
-DATA = os.path.join(SRC, "tests", "store", "data")
-TMP = os.path.join(BUILD, "testtmp", "store_full")
-STATE = os.path.join(TMP, "state")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from storelib import DATA, KFPC, check, env, failures, paths, runner  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what, file=sys.stderr)
-    return cond
-
-
-def kfpc(*args, cap=None, timeout=300):
-    e = dict(os.environ)
-    e["NO_COLOR"] = "1"
-    e.pop("KFPC_STATE", None)
-    e.pop("KFPC_STORE_MAX_MAP", None)
-    if cap:
-        e["KFPC_STORE_MAX_MAP"] = cap
-    p = subprocess.run([KFPC] + list(args) + ["--state", STATE], cwd=TMP, env=e,
-                       capture_output=True, timeout=timeout)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+TMP, STATE = paths("store_full")
+kfpc = runner(TMP, STATE)
 
 
 def main():
     shutil.rmtree(TMP, ignore_errors=True)
     os.makedirs(TMP)
 
-    rc, out, err = kfpc("run", os.path.join(DATA, "big_value.kfp"), cap="1M")
+    rc, out, err = kfpc("run", os.path.join(DATA, "big_value.kfp"), KFPC_STORE_MAX_MAP="1M")
     check(rc == 1, "run in a full store exits 1 (the run failed), no crash (got %d)" % rc)
     check("state store is full (map size 1048576 bytes)" in err,
           "clear map-full message on stderr:\n" + err)

@@ -20,35 +20,11 @@ import subprocess
 import sys
 import time
 
-SRC = os.environ.get("KFPC_SRC", os.getcwd())
-BUILD = os.environ.get("KFPC_BUILD", os.path.join(SRC, "build"))
-KFPC = os.environ.get("KFPC", os.path.join(BUILD, "kfpc"))
-DATA = os.path.join(SRC, "tests", "store", "data")
-TMP = os.path.join(BUILD, "testtmp", "store_kill")
-STATE = os.path.join(TMP, "state")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from storelib import DATA, KFPC, check, env, failures, paths, runner  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what, file=sys.stderr)
-    return cond
-
-
-def env():
-    e = dict(os.environ)
-    e["NO_COLOR"] = "1"
-    e.pop("KFPC_STATE", None)
-    e.pop("KFPC_STORE_MAX_MAP", None)
-    return e
-
-
-def kfpc(*args, timeout=300):
-    p = subprocess.run([KFPC] + list(args) + ["--state", STATE], cwd=TMP, env=env(),
-                       capture_output=True, timeout=timeout)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+TMP, STATE = paths("store_kill")
+kfpc = runner(TMP, STATE)
 
 
 def show(run):
