@@ -373,7 +373,7 @@ static int store_bytes(struct art *a, enum art_kind kind, const void *p, size_t 
 {
 	char *obj, *tmp;
 	struct stat sb;
-	int fd, rc;
+	int fd = -1, rc;
 
 	if (sha_mem(a, p, len, digest) < 0)
 		return seterr(a, ART_EIO, "SHA-256 failed");
