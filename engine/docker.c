@@ -46,6 +46,19 @@ struct buf {
 	int overflow; /* 1: data beyond max was dropped */
 };
 
+/* The demultiplexer of one log stream (see the top): frames to two descriptors. */
+struct demux {
+	int out_fd, err_fd;
+	unsigned char hdr[8];
+	size_t hdrlen;
+	uint32_t remain;   /* payload bytes left in the current frame */
+	int stream;        /* of the current frame */
+	int raw;           /* 1: the stream is not multiplexed (TTY): copy to out_fd */
+	int framed;        /* 1: at least one header was seen */
+	int werr;          /* errno of a failed write to a descriptor, 0 none */
+	uint64_t bytes;    /* payload bytes written */
+};
+
 struct docker {
 	char *host;      /* as given: "unix:///var/run/docker.sock" */
 	char *sock;      /* unix socket path, or NULL for tcp */
@@ -56,6 +69,7 @@ struct docker {
 	CURL *easy;
 	CURLM *multi;
 	int epfd, tfd, efd;
+	int afd;         /* timerfd of docker_alarm */
 	int running;     /* transfers still running in multi */
 	struct docker_watch *watches; /* all watches, linked by next */
 	char err[1024];
@@ -68,18 +82,11 @@ struct docker_watch {
 	struct curl_slist *hdrs;
 	char *id;
 	char url[512];
-	int out_fd, err_fd;
-	unsigned char hdr[8];
-	size_t hdrlen;
-	uint32_t remain;   /* payload bytes left in the current frame */
-	int stream;        /* of the current frame */
-	int raw;           /* 1: the stream is not multiplexed (TTY): copy to out_fd */
-	int framed;        /* 1: at least one header was seen */
+	struct demux dm;
 	int status;        /* 1 running, 0 ended normally, DOCKER_E* */
 	int reported;      /* 1: returned by docker_watch_done */
 	int in_multi;
 	struct buf errbody; /* body of a non-200 response */
-	uint64_t bytes;
 	char msg[512];
 	void *udata;
 	struct docker_watch *next;
@@ -230,7 +237,7 @@ struct docker *docker_open(const char *host, char *err, size_t errlen)
 	d = calloc(1, sizeof *d);
 	if (!d)
 		goto nomem;
-	d->epfd = d->tfd = d->efd = -1;
+	d->epfd = d->tfd = d->efd = d->afd = -1;
 	d->timeout = 60;
 	env = getenv("KFPC_DOCKER_TIMEOUT");
 	if (env && atof(env) > 0)
@@ -280,7 +287,8 @@ struct docker *docker_open(const char *host, char *err, size_t errlen)
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	d->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->epfd < 0 || d->tfd < 0 || d->efd < 0) {
+	d->afd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (d->epfd < 0 || d->tfd < 0 || d->efd < 0 || d->afd < 0) {
 		snprintf(err, errlen, "docker: cannot create descriptors: %s", strerror(errno));
 		goto fail;
 	}
@@ -291,6 +299,9 @@ struct docker *docker_open(const char *host, char *err, size_t errlen)
 		goto epfail;
 	ev.data.fd = d->efd;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->efd, &ev) < 0)
+		goto epfail;
+	ev.data.fd = d->afd;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->afd, &ev) < 0)
 		goto epfail;
 	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
@@ -323,6 +334,8 @@ void docker_close(struct docker *d)
 		close(d->tfd);
 	if (d->efd >= 0)
 		close(d->efd);
+	if (d->afd >= 0)
+		close(d->afd);
 	free(d->host);
 	free(d->sock);
 	free(d->base);
@@ -393,7 +406,8 @@ struct req {
 	const char *body;        /* JSON, or NULL */
 	const char *auth;        /* X-Registry-Auth value, or NULL */
 	double timeout;          /* 0: d->timeout */
-	int stall;               /* 1: abort when < 1 byte/s for 120 s instead of a total limit */
+	int stall;               /* 1: also abort when < 1 byte/s for stall_s seconds */
+	long stall_s;            /* 0: 120 */
 	curl_write_callback wcb; /* NULL: collect into resp */
 	void *wud;
 	const char *what;        /* context for messages: "start container 3f2a..", or "" */
@@ -419,7 +433,7 @@ static int request(struct docker *d, const struct req *r, long *code, struct buf
 	setup_easy(d, d->easy, url);
 	if (r->stall) {
 		curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_TIME, 120L);
+		curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_TIME, r->stall_s > 0 ? r->stall_s : 120L);
 		curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, (long)(tmo * 1000));
 	} else {
 		curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, (long)(tmo * 1000));
@@ -1067,9 +1081,13 @@ int docker_container_kill(struct docker *d, const char *id, const char *sig)
 {
 	int st = simple_post(d, id, "/containers/%s/kill?signal=%s", "send a signal to", "POST", sig);
 
-	/* 409: not running (Docker); Podman says 409 or 500 "can only kill running containers" */
-	if (st == DOCKER_ECONFLICT || (st == DOCKER_EAPI && strstr(d->err, "not running")))
-		return 0;
+	/* Docker: 409 "is not running"; Podman 4: 409, or 500 "can only kill running containers.
+	 * ID is in state stopped: container state improper" */
+	if (st == DOCKER_ECONFLICT ||
+	    (st == DOCKER_EAPI && (strstr(d->err, "not running") ||
+				   strstr(d->err, "can only kill running") ||
+				   strstr(d->err, "state improper"))))
+		return 1;
 	return st;
 }
 
@@ -1380,6 +1398,22 @@ void docker_notify(struct docker *d)
 	(void)n;
 }
 
+void docker_alarm(struct docker *d, double seconds)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof its);
+	if (seconds >= 0) {
+		long long ns = (long long)(seconds * 1e9);
+
+		if (ns < 1)
+			ns = 1; /* at once (0 would disarm) */
+		its.it_value.tv_sec = (time_t)(ns / 1000000000);
+		its.it_value.tv_nsec = (long)(ns % 1000000000);
+	}
+	timerfd_settime(d->afd, 0, &its, NULL);
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -1396,11 +1430,62 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Feeds N bytes of a log stream to DM: frame payloads go to their descriptors. */
+static void demux_feed(struct demux *dm, const char *p, size_t total)
+{
+	size_t i = 0;
+
+	while (i < total) {
+		if (dm->raw) {
+			if (write_all(dm->out_fd, p + i, total - i) == 0)
+				dm->bytes += total - i;
+			else
+				dm->werr = errno ? errno : EIO;
+			return;
+		}
+		if (dm->remain == 0) {
+			while (dm->hdrlen < 8 && i < total)
+				dm->hdr[dm->hdrlen++] = (unsigned char)p[i++];
+			if (dm->hdrlen < 8)
+				break;
+			if (dm->hdr[0] > 2 || dm->hdr[1] || dm->hdr[2] || dm->hdr[3]) {
+				if (!dm->framed) { /* not multiplexed (a TTY): plain bytes */
+					dm->raw = 1;
+					if (write_all(dm->out_fd, (char *)dm->hdr, 8) == 0)
+						dm->bytes += 8;
+					else
+						dm->werr = errno ? errno : EIO;
+					dm->hdrlen = 0;
+					continue;
+				}
+				/* garbage in a framed stream: resynchronise on the next header */
+				dm->hdrlen = 0;
+				continue;
+			}
+			dm->framed = 1;
+			dm->stream = dm->hdr[0];
+			dm->remain = (uint32_t)dm->hdr[4] << 24 | (uint32_t)dm->hdr[5] << 16 |
+				     (uint32_t)dm->hdr[6] << 8 | (uint32_t)dm->hdr[7];
+			dm->hdrlen = 0;
+		} else {
+			size_t k = total - i < dm->remain ? total - i : dm->remain;
+			int fd = dm->stream == 2 ? dm->err_fd : dm->out_fd;
+
+			if (fd >= 0 && write_all(fd, p + i, k) == 0)
+				dm->bytes += k;
+			else if (fd >= 0)
+				dm->werr = errno ? errno : EIO;
+			i += k;
+			dm->remain -= (uint32_t)k;
+		}
+	}
+}
+
 /* Demultiplexes log bytes into the watch's descriptors. */
 static size_t watch_write_cb(char *p, size_t size, size_t n, void *ud)
 {
 	struct docker_watch *w = ud;
-	size_t total = size * n, i = 0;
+	size_t total = size * n;
 	long http = 0;
 
 	curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &http);
@@ -1408,46 +1493,72 @@ static size_t watch_write_cb(char *p, size_t size, size_t n, void *ud)
 		buf_add(&w->errbody, p, total);
 		return total;
 	}
-	while (i < total) {
-		if (w->raw) {
-			if (write_all(w->out_fd, p + i, total - i) == 0)
-				w->bytes += total - i;
-			return total;
-		}
-		if (w->remain == 0) {
-			while (w->hdrlen < 8 && i < total)
-				w->hdr[w->hdrlen++] = (unsigned char)p[i++];
-			if (w->hdrlen < 8)
-				break;
-			if (w->hdr[0] > 2 || w->hdr[1] || w->hdr[2] || w->hdr[3]) {
-				if (!w->framed) { /* not multiplexed (a TTY): plain bytes */
-					w->raw = 1;
-					if (write_all(w->out_fd, (char *)w->hdr, 8) == 0)
-						w->bytes += 8;
-					w->hdrlen = 0;
-					continue;
-				}
-				/* garbage in a framed stream: resynchronise on the next header */
-				w->hdrlen = 0;
-				continue;
-			}
-			w->framed = 1;
-			w->stream = w->hdr[0];
-			w->remain = (uint32_t)w->hdr[4] << 24 | (uint32_t)w->hdr[5] << 16 |
-				    (uint32_t)w->hdr[6] << 8 | (uint32_t)w->hdr[7];
-			w->hdrlen = 0;
-			continue;
-		} else {
-			size_t k = total - i < w->remain ? total - i : w->remain;
-			int fd = w->stream == 2 ? w->err_fd : w->out_fd;
-
-			if (fd >= 0 && write_all(fd, p + i, k) == 0)
-				w->bytes += k;
-			i += k;
-			w->remain -= (uint32_t)k;
-		}
-	}
+	demux_feed(&w->dm, p, total);
 	return total;
+}
+
+/* The whole-log request: 200 bodies are demultiplexed, others kept for the message. */
+struct logs_req {
+	struct docker *d;
+	struct demux dm;
+	struct buf errbody;
+};
+
+static size_t logs_write_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct logs_req *lr = ud;
+	size_t total = size * n;
+	long http = 0;
+
+	curl_easy_getinfo(lr->d->easy, CURLINFO_RESPONSE_CODE, &http);
+	if (http != 200) {
+		buf_add(&lr->errbody, p, total);
+		return total;
+	}
+	demux_feed(&lr->dm, p, total);
+	return total;
+}
+
+int docker_container_logs(struct docker *d, const char *id, int out_fd, int err_fd)
+{
+	char path[512], what[512], cn[400], amsg[512], *eid = esc(d, id);
+	struct logs_req lr = {.d = d, .dm = {.out_fd = out_fd, .err_fd = err_fd},
+			      .errbody = {.max = 4096}};
+	struct req r = {.method = "GET", .path = path, .what = what, .stall = 1,
+			.wcb = logs_write_cb, .wud = &lr};
+	long code;
+	int st;
+
+	cname(id, cn, sizeof cn);
+	snprintf(what, sizeof what, "read the logs of %s", cn);
+	if (!eid) {
+		seterr(d, "%s: out of memory", what);
+		return DOCKER_ENOMEM;
+	}
+	snprintf(path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1", eid);
+	curl_free(eid);
+	/* a log may be large: a generous total limit, and the usual timeout as a stall limit */
+	r.timeout = 1800;
+	r.stall_s = (long)d->timeout > 0 ? (long)d->timeout : 1;
+	st = request(d, &r, &code, NULL);
+	if (st == DOCKER_OK && code != 200) {
+		st = DOCKER_EPROTO;
+		seterr(d, "%s: HTTP %ld", what, code);
+	} else if (st != DOCKER_OK && code >= 300) {
+		api_message(lr.errbody.p, lr.errbody.len, amsg, sizeof amsg);
+		seterr(d, "%s: HTTP %ld%s%s", what, code, amsg[0] ? ": " : "", amsg);
+		if (st == DOCKER_ENOTFOUND) {
+			char msg[sizeof d->err];
+
+			snprintf(msg, sizeof msg, "%s", d->err);
+			seterr(d, "no such %s (%s)", cn, msg);
+		}
+	} else if (st == DOCKER_OK && lr.dm.werr) {
+		seterr(d, "%s: writing the log files failed: %s", what, strerror(lr.dm.werr));
+		st = DOCKER_EIO;
+	}
+	buf_free(&lr.errbody);
+	return st;
 }
 
 /* Starts an asynchronous request of KIND on container ID (see docker.h). */
@@ -1466,8 +1577,8 @@ static struct docker_watch *watch_new(struct docker *d, enum docker_watch_kind k
 		goto nomem;
 	w->d = d;
 	w->kind = kind;
-	w->out_fd = out_fd;
-	w->err_fd = err_fd;
+	w->dm.out_fd = out_fd;
+	w->dm.err_fd = err_fd;
 	w->status = 1;
 	w->udata = udata;
 	w->errbody.max = 4096;
@@ -1613,8 +1724,8 @@ int docker_pump(struct docker *d)
 		int fd = evs[i].data.fd, flags = 0;
 		CURLMcode mc;
 
-		if (fd == d->efd) {
-			r = read(d->efd, &junk, sizeof junk);
+		if (fd == d->efd || fd == d->afd) {
+			r = read(fd, &junk, sizeof junk);
 			(void)r;
 			continue;
 		}
@@ -1672,7 +1783,7 @@ void *docker_watch_udata(const struct docker_watch *w)
 
 uint64_t docker_watch_bytes(const struct docker_watch *w)
 {
-	return w->bytes;
+	return w->dm.bytes;
 }
 
 void docker_watch_free(struct docker_watch *w)

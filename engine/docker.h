@@ -5,7 +5,8 @@
  * "tcp://host:port"), default unix:///var/run/docker.sock. Every path is versioned
  * (/v1.41/..., lowered to the engine's own version when that is older; KFPC_DOCKER_API_VERSION
  * overrides). Every synchronous request has a timeout (KFPC_DOCKER_TIMEOUT seconds, default
- * 60; connect 5 s; image pulls 30 min with a stall limit), so no call hangs.
+ * 60; connect 5 s; image pulls 30 min with a stall limit of 120 s; reading a whole log 30 min
+ * with a stall limit of the timeout), so no call hangs.
  *
  * Errors: every call returns 0 (or a documented count/flag) or one of the negative DOCKER_E*
  * codes below, and leaves a one-line message naming the image or container in
@@ -16,7 +17,12 @@
  * ends when the container stops; docker_start_async and docker_remove_async start or remove
  * a container without waiting. All watches share one curl multi handle driven through an
  * epoll descriptor (docker_fd): when it is readable, call docker_pump, then take finished
- * watches with docker_watch_done. Nothing blocks and no thread is used.
+ * watches with docker_watch_done. Nothing blocks and no thread is used. A log stream has no
+ * total timeout (a step may run for days) and an engine may keep it open after the container
+ * stopped (Podman 4's follow ends on a "died" event it can miss): callers check the
+ * container with docker_container_inspect from time to time (docker_alarm wakes them) and
+ * drop a stream that outlives its container, reading the whole log with
+ * docker_container_logs instead.
  *
  * A struct docker is not thread-safe: one thread uses it at a time. */
 #ifndef KFPC_DOCKER_H
@@ -154,13 +160,20 @@ int docker_container_start(struct docker *d, const char *id);
 /* Inspects container ID into *st. DOCKER_ENOTFOUND: no such container. */
 int docker_container_inspect(struct docker *d, const char *id, struct docker_state *st);
 
-/* Sends signal SIG ("TERM", "KILL") to container ID. A container that is not running is
- * not an error. */
+/* Sends signal SIG ("TERM", "KILL") to container ID. Returns 0 (sent), 1 when the container
+ * was not running (Docker's 409, Podman's 409 or 500 "can only kill running containers"), or
+ * a DOCKER_E* code. */
 int docker_container_kill(struct docker *d, const char *id, const char *sig);
 
 /* Removes container ID, killing it first if it runs, with its anonymous volumes. A container
  * that no longer exists is not an error. */
 int docker_container_remove(struct docker *d, const char *id);
+
+/* Writes the whole log of container ID so far (GET .../logs without follow), demultiplexed:
+ * stdout to OUT_FD, stderr to ERR_FD (the descriptors stay the caller's). Blocks; bounded by
+ * a stall limit of the usual timeout. Returns 0 or a DOCKER_E* code (DOCKER_EIO: a write
+ * failed). */
+int docker_container_logs(struct docker *d, const char *id, int out_fd, int err_fd);
 
 /* Lists every container (running or not) that carries label LABEL ("key" or "key=value").
  * On success *out is a malloc'ed array of *n entries that the caller frees with free(). */
@@ -183,6 +196,11 @@ int docker_fd(struct docker *d);
 
 /* Makes docker_fd readable (so that a caller polling it comes back soon). */
 void docker_notify(struct docker *d);
+
+/* Makes docker_fd readable SECONDS from now (0: at once), replacing the previous alarm;
+ * SECONDS < 0 disarms it. docker_pump consumes it. For callers that must look at something
+ * later (a container whose log stream should have ended). */
+void docker_alarm(struct docker *d, double seconds);
 
 /* Starts following the logs of container ID from its beginning (or from SINCE, seconds since
  * the epoch, when > 0): stdout frames are written to OUT_FD and stderr frames to ERR_FD as

@@ -22,7 +22,20 @@
  *   reap     when the stream ends (the container stopped): inspect for ExitCode, OOMKilled,
  *            StartedAt/FinishedAt. A signal is reported only for one we sent (cancel):
  *            exit code 128+N after our signal N.
+ *   watch    the stream is not trusted to end: Podman 4.3's logs?follow=1 ends on a "died"
+ *            event that it misses when the container dies while the request starts (its
+ *            events-file reader opens at the end of the file after it saw the container
+ *            running), and then stays open forever, even after a kill. So a followed
+ *            container is inspected CHECK_FIRST s after its stream opened, then at doubling
+ *            intervals up to CHECK_MAX (docker_alarm wakes the scheduler); a stream still
+ *            open STOP_GRACE s after a look saw its container stopped is dropped, the whole
+ *            log is read again (GET logs without follow) into the truncated log files, and
+ *            the attempt is reaped from that look. CHECK_FAILS failed looks in a row end it
+ *            as `infra`. On Docker the stream ends by itself, so a short step is never
+ *            looked at.
  *   release  DELETE ?force=1 (removal is retried later, and at close, if the engine is away).
+ *
+ * Every request has a deadline (docker.c); the log stream is bounded by the watch above.
  *
  * Failures of the engine (unreachable, API errors, a lost stream, a container stopped by a
  * SIGTERM/SIGKILL that we did not send, as when the engine shuts down) are `infra` results
@@ -58,6 +71,10 @@
 #define IN_ROOT "/kfpc"            /* where the scratch dir appears */
 #define INPUTS_ROOT "/kfpc-inputs" /* inputs that do not live in the scratch dir */
 #define MAX_REFOLLOW 3
+#define CHECK_FIRST 1.0  /* first look at a followed container, s after its stream opened */
+#define CHECK_MAX 10.0   /* then twice as long each time, at most this */
+#define STOP_GRACE 2.0   /* how long a log stream may stay open after its container stopped */
+#define CHECK_FAILS 3    /* inspect failures in a row that end the attempt (`infra`) */
 
 struct djob {
 	struct exec_job pub;   /* first member */
@@ -75,6 +92,10 @@ struct djob {
 	int done;              /* 1: res is valid, waiting in x->ready */
 	int reaped;
 	double started;        /* local clock at start */
+	double check_at;       /* monotonic time of the next look at the container (0: none) */
+	double check_every;    /* the current interval between looks */
+	double stopped_at;     /* monotonic time a look first saw it stopped (0: not yet) */
+	int check_fails;       /* failed looks in a row */
 	struct exec_result res;
 	struct djob *next;     /* x->jobs */
 };
@@ -100,6 +121,14 @@ static double now_wall(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -642,65 +671,180 @@ static int docker_fd_op(struct exec *x)
 	return docker_fd(x->d);
 }
 
-/* The stream of J ended (ST, MSG): inspect the container and fill j->res, or follow again
- * when it still runs. Returns 1 when J is finished. */
-static int collect(struct exec *x, struct djob *j, int st, const char *msg)
+/* Empties the log files of J (for a log read again from its beginning). Returns 0, or -1
+ * with a message in err[errlen]. */
+static int truncate_logs(struct djob *j, char *err, size_t errlen)
 {
-	struct docker_state s;
-	int rc;
+	if ((ftruncate(j->outfd, 0) < 0 && errno != EINVAL) || /* EINVAL: /dev/null */
+	    (ftruncate(j->errfd, 0) < 0 && errno != EINVAL)) {
+		snprintf(err, errlen, "container %.12s: cannot truncate its log files: %s", j->id,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
 
-	docker_watch_free(j->w);
-	j->w = NULL;
-	rc = docker_container_inspect(x->d, j->id, &s);
-	if (rc) {
-		j->res.infra = 1;
-		snprintf(j->res.msg, sizeof j->res.msg, "%.250s", st && msg ? msg : docker_errmsg(x->d));
-		j->res.started = j->started;
-		j->res.finished = now_wall();
-		return 1;
+/* Follows the logs of J from their beginning into its (emptied) log files, and plans the
+ * first look at the container. Returns 0, or -1 with a message in err[errlen]. */
+static int follow(struct exec *x, struct djob *j, char *err, size_t errlen)
+{
+	if (truncate_logs(j, err, errlen) < 0)
+		return -1;
+	j->w = docker_watch_logs(x->d, j->id, j->outfd, j->errfd, 0, j);
+	if (!j->w) {
+		snprintf(err, errlen, "%s", docker_errmsg(x->d));
+		return -1;
 	}
-	if (s.running && j->refollows++ < MAX_REFOLLOW) {
-		/* the stream ended early (a log driver hiccup): follow again from now on */
-		j->w = docker_watch_logs(x->d, j->id, j->outfd, j->errfd, now_wall(), j);
-		if (j->w)
-			return 0;
-	}
-	if (s.running) {
-		j->res.infra = 1;
-		snprintf(j->res.msg, sizeof j->res.msg, "lost the log stream of container %.12s (%.200s)",
-			 j->id, msg ? msg : "it kept ending while the container ran");
-		j->res.started = j->started;
-		j->res.finished = now_wall();
-		return 1;
-	}
-	j->res.started = s.started > 0 ? s.started : j->started;
-	j->res.finished = s.finished > 0 ? s.finished : now_wall();
-	if (s.oom_killed && s.exit_code != 0) {
+	j->check_every = CHECK_FIRST;
+	j->check_at = mono() + CHECK_FIRST;
+	j->stopped_at = 0;
+	j->check_fails = 0;
+	return 0;
+}
+
+/* J ended as `infra` with MSG. */
+static void fail_infra(struct djob *j, const char *msg)
+{
+	j->res.infra = 1;
+	snprintf(j->res.msg, sizeof j->res.msg, "%.250s", msg);
+	j->res.started = j->started;
+	j->res.finished = now_wall();
+}
+
+/* Fills j->res from the state S of J's stopped container. */
+static void fill_result(struct djob *j, const struct docker_state *s)
+{
+	j->res.started = s->started > 0 ? s->started : j->started;
+	j->res.finished = s->finished > 0 ? s->finished : now_wall();
+	if (s->oom_killed && s->exit_code != 0) {
 		j->res.oom = 1;
 		snprintf(j->res.msg, sizeof j->res.msg, "container %.12s was killed for memory (OOM)",
 			 j->id);
-	} else if (s.exit_code == 137 && j->memory > 0 && !j->cancel_sig) {
+	} else if (s->exit_code == 137 && j->memory > 0 && !j->cancel_sig) {
 		/* SIGKILL under a memory limit that we did not send: engines that cannot see the
 		 * kernel's OOM kill (Podman on cgroup v1) do not set OOMKilled */
 		j->res.oom = 1;
 		snprintf(j->res.msg, sizeof j->res.msg, "container %.12s was killed (SIGKILL) under its "
 			 "memory limit of %lld bytes: out of memory", j->id, (long long)j->memory);
-	} else if (j->cancel_sig && s.exit_code == 128 + j->cancel_sig) {
+	} else if (j->cancel_sig && s->exit_code == 128 + j->cancel_sig) {
 		j->res.signal = j->cancel_sig;
-	} else if (!j->cancel_sig && (s.exit_code == 143 || s.exit_code == 137)) {
+	} else if (!j->cancel_sig && (s->exit_code == 143 || s->exit_code == 137)) {
 		/* SIGTERM/SIGKILL that we did not send: the engine stopped it (shutdown or
 		 * restart: containers have no restart policy) or someone ran `docker stop`; not
 		 * the step's own failure */
 		j->res.infra = 1;
 		snprintf(j->res.msg, sizeof j->res.msg, "container %.12s was stopped from outside "
 			 "(SIG%s, not sent by kfpc): the Docker engine stopped or restarted, or "
-			 "someone stopped the container", j->id, s.exit_code == 143 ? "TERM" : "KILL");
+			 "someone stopped the container", j->id, s->exit_code == 143 ? "TERM" : "KILL");
 	} else {
-		j->res.exit_code = s.exit_code;
-		if (s.error[0])
-			snprintf(j->res.msg, sizeof j->res.msg, "%s", s.error);
+		j->res.exit_code = s->exit_code;
+		if (s->error[0])
+			snprintf(j->res.msg, sizeof j->res.msg, "%s", s->error);
 	}
+}
+
+/* The stream of J ended (ST, MSG): inspect the container and fill j->res, or follow again
+ * when it still runs. Returns 1 when J is finished. */
+static int collect(struct exec *x, struct djob *j, int st, const char *msg)
+{
+	struct docker_state s;
+	char m[300], why[300];
+	int rc;
+
+	docker_watch_free(j->w);
+	j->w = NULL;
+	j->check_at = 0;
+	rc = docker_container_inspect(x->d, j->id, &s);
+	if (rc) {
+		fail_infra(j, st && msg ? msg : docker_errmsg(x->d));
+		return 1;
+	}
+	if (s.running && j->refollows++ < MAX_REFOLLOW) {
+		/* the stream ended early (a log driver hiccup): follow again, from the start (the
+		 * log files are rewritten, so that nothing is lost in between) */
+		if (follow(x, j, why, sizeof why) == 0)
+			return 0;
+		msg = why;
+	}
+	if (s.running) {
+		snprintf(m, sizeof m, "lost the log stream of container %.12s (%.200s)", j->id,
+			 msg ? msg : "it kept ending while the container ran");
+		fail_infra(j, m);
+		return 1;
+	}
+	fill_result(j, &s);
 	return 1;
+}
+
+/* Looks at the container of J (its log stream is open; see "watch" at the top). Returns 1
+ * when J is finished. */
+static int check(struct exec *x, struct djob *j, double now)
+{
+	struct docker_state s;
+	char m[300];
+	int rc = docker_container_inspect(x->d, j->id, &s);
+
+	if (rc) {
+		if (rc != DOCKER_ENOTFOUND && ++j->check_fails < CHECK_FAILS) {
+			j->check_at = now + j->check_every;
+			return 0;
+		}
+		docker_watch_free(j->w);
+		j->w = NULL;
+		j->check_at = 0;
+		fail_infra(j, docker_errmsg(x->d));
+		return 1;
+	}
+	j->check_fails = 0;
+	if (s.running) {
+		j->stopped_at = 0;
+		j->check_every = j->check_every * 2 < CHECK_MAX ? j->check_every * 2 : CHECK_MAX;
+		j->check_at = now + j->check_every;
+		return 0;
+	}
+	if (!j->stopped_at)
+		j->stopped_at = now;
+	if (now < j->stopped_at + STOP_GRACE) {
+		j->check_at = j->stopped_at + STOP_GRACE;
+		return 0;
+	}
+	/* the engine keeps the stream open after the container stopped: read the whole log */
+	docker_watch_free(j->w);
+	j->w = NULL;
+	j->check_at = 0;
+	if (truncate_logs(j, m, sizeof m) < 0) {
+		fail_infra(j, m);
+		return 1;
+	}
+	if (docker_container_logs(x->d, j->id, j->outfd, j->errfd)) {
+		snprintf(m, sizeof m, "the log stream of container %.12s stayed open after it "
+			 "stopped, and reading its log failed: %.180s", j->id, docker_errmsg(x->d));
+		fail_infra(j, m);
+		return 1;
+	}
+	fill_result(j, &s);
+	return 1;
+}
+
+/* Looks at the containers that are due, and sets the alarm for the next look. */
+static void check_all(struct exec *x)
+{
+	double now = mono(), next = 0;
+
+	for (struct djob *j = x->jobs; j; j = j->next) {
+		if (j->done || j->starting || !j->w || !j->check_at)
+			continue;
+		if (now >= j->check_at && check(x, j, now)) {
+			j->done = 1;
+			continue;
+		}
+		if (j->check_at && (!next || j->check_at < next))
+			next = j->check_at;
+	}
+	if (next)
+		docker_alarm(x->d, next > now ? next - now : 0);
+	else
+		docker_alarm(x->d, -1);
 }
 
 /* The start request of J ended with ST (MSG): follow its logs, or finish it. Returns 1 when
@@ -708,6 +852,7 @@ static int collect(struct exec *x, struct djob *j, int st, const char *msg)
 static int started(struct exec *x, struct djob *j, int st, const char *msg)
 {
 	struct docker_state s;
+	char m[300];
 
 	docker_watch_free(j->w);
 	j->w = NULL;
@@ -716,10 +861,9 @@ static int started(struct exec *x, struct djob *j, int st, const char *msg)
 		if (j->kill_after_start)
 			docker_container_kill(x->d, j->id,
 					      j->kill_after_start == EXEC_CANCEL_KILL ? "KILL" : "TERM");
-		j->w = docker_watch_logs(x->d, j->id, j->outfd, j->errfd, 0, j);
-		if (j->w)
+		if (follow(x, j, m, sizeof m) == 0)
 			return 0;
-		msg = docker_errmsg(x->d);
+		msg = m;
 	} else if ((st == DOCKER_EAPI || st == DOCKER_ECONFLICT) &&
 		   docker_container_inspect(x->d, j->id, &s) == 0 && !s.running &&
 		   (s.exit_code == 126 || s.exit_code == 127 ||
@@ -767,6 +911,7 @@ static int docker_reap_op(struct exec *x, struct exec_job **job, struct exec_res
 		if (fin)
 			j->done = 1;
 	}
+	check_all(x);
 	for (struct djob *j = x->jobs; j; j = j->next)
 		if (j->done && !j->reaped) {
 			j->reaped = 1;
@@ -793,8 +938,17 @@ static int docker_cancel_op(struct exec *x, struct exec_job *job, enum exec_canc
 			return 0;
 	}
 	st = docker_container_kill(x->d, j->id, how == EXEC_CANCEL_KILL ? "KILL" : "TERM");
-	if (st == 0)
+	if (st == 0 || st == 1) {
+		/* its stream should end now: look at the container soon (at once when it was not
+		 * running: the stream may be one that never ends, see "watch" at the top) */
+		double at = mono() + (st == 1 ? 0 : CHECK_FIRST);
+
+		if (j->w && !j->starting && (!j->check_at || j->check_at > at)) {
+			j->check_at = at;
+			docker_notify(x->d); /* reap re-arms the alarm */
+		}
 		return 0;
+	}
 	if (st == DOCKER_ENOTFOUND || (how == EXEC_CANCEL_KILL &&
 				       (st == DOCKER_EUNREACH || st == DOCKER_ETIMEDOUT))) {
 		/* gone, or the engine is away and we must not wait for it forever */
@@ -824,6 +978,7 @@ static int docker_reattach_op(struct exec *x, const char *handle, const struct e
 {
 	struct docker_state s;
 	struct djob *j;
+	char m[300];
 	int st;
 
 	*out = NULL;
@@ -858,11 +1013,10 @@ static int docker_reattach_op(struct exec *x, const char *handle, const struct e
 	j->started = s.started > 0 ? s.started : now_wall();
 	j->outfd = open_log(spec->stdout_path, 1, err, errlen);
 	j->errfd = j->outfd >= 0 ? open_log(spec->stderr_path, 1, err, errlen) : -1;
-	if (j->errfd >= 0)
-		j->w = docker_watch_logs(x->d, j->id, j->outfd, j->errfd, 0, j);
+	j->memory = spec->res.memory_bytes;
+	if (j->errfd >= 0 && follow(x, j, m, sizeof m) < 0)
+		snprintf(err, errlen, "docker: %s", m);
 	if (!j->w) {
-		if (j->errfd >= 0)
-			snprintf(err, errlen, "docker: %s", docker_errmsg(x->d));
 		if (j->outfd >= 0)
 			close(j->outfd);
 		if (j->errfd >= 0)
@@ -873,6 +1027,7 @@ static int docker_reattach_op(struct exec *x, const char *handle, const struct e
 	snprintf(j->pub.handle, sizeof j->pub.handle, "%s", j->id);
 	j->pub.udata = udata;
 	job_link(x, j);
+	docker_notify(x->d); /* reap sets the alarm for its first look */
 	*out = &j->pub;
 	return 1;
 }

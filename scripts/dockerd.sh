@@ -22,7 +22,10 @@
 #   --cgroup-manager cgroupfs system service --time=0 unix://DIR/podman.sock`. runc, not crun:
 #   crun fails on hosts with hybrid cgroups (v1 controllers plus a v2 mount). Podman refuses
 #   a runroot longer than 50 characters: a longer DIR/run becomes /tmp/kfpc-podrun-CKSUM.
-# Logs: DIR/dockerd.log or DIR/podman.log.
+# Logs: DIR/dockerd.log or DIR/podman.log. KFPC_DOCKERD_FLAGS: more flags for dockerd, or global
+#   flags for podman (`--log-level=debug`; note that Podman then passes --syslog to the
+#   `podman container cleanup` it runs when a container exits, which fails without /dev/log:
+#   an exited container is then seen as stopped only when a request looks at it).
 set -eu
 
 engine=docker
@@ -127,7 +130,7 @@ start() {
 			XDG_CONFIG_HOME="$dir/cfg" TMPDIR="$dir/tmp" \
 			podman --root "$dir/root" --runroot "$runroot" --runtime runc \
 			--cgroup-manager cgroupfs --events-backend file --tmpdir "$dir/tmp" \
-			system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null &
+			${KFPC_DOCKERD_FLAGS:-} system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null &
 		pid=$!
 		echo $pid >"$pidfile"
 	fi

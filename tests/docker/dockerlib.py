@@ -6,7 +6,7 @@ step images imported once into it by scripts/images.sh (tar files cached in
 $KFPC_BUILD/testtmp/docker-images), and the engine stopped and purged at exit.
 
 When the engine cannot start on this machine (no dockerd, no privileges, no kernel support) the
-test prints `SKIPPED: <reason>` and exits 0; everything else that goes wrong is a failure.
+test prints `SKIPPED: <reason>` and exits 77; everything else that goes wrong is a failure.
 
 check_no_leftovers() asserts, through the Engine API (never the docker CLI), that no container
 and no volume labelled kfpc.managed is left; tests call it after every case.
@@ -109,6 +109,34 @@ class Engine:
             return r.status, json.loads(data) if data.strip() else None
         finally:
             c.close()
+
+    def probe(self):
+        """Runs busybox `true` through the API (create, start, wait, remove): None when the
+        engine can run a container, else why not."""
+        st, r = self.api("POST", "/containers/create?name=kfpc-probe-%d" % os.getpid(),
+                         json.dumps({"Image": "busybox:1.36", "Cmd": ["true"],
+                                     "HostConfig": {"NetworkMode": "none"}}))
+        if st != 201:
+            return "creating a container: HTTP %d %s" % (st, r)
+        cid = r["Id"]
+        try:
+            st, r = self.api("POST", "/containers/%s/start" % cid)
+            if st not in (204, 304):
+                return "starting a container: HTTP %d %s" % (st, r)
+            end = time.time() + 120
+            while time.time() < end:
+                st, r = self.api("GET", "/containers/%s/json" % cid)
+                if st != 200:
+                    return "inspecting a container: HTTP %d %s" % (st, r)
+                if not r["State"]["Running"]:
+                    if r["State"]["ExitCode"] != 0:
+                        return "busybox `true` exited %d: %s" % (r["State"]["ExitCode"],
+                                                                 r["State"].get("Error"))
+                    return None
+                time.sleep(0.1)
+            return "busybox `true` still runs after 120 s"
+        finally:
+            self.api("DELETE", "/containers/%s?force=1" % cid)
 
     def containers(self, label="kfpc.managed"):
         q = urllib.parse.quote(json.dumps({"label": [label]}))

@@ -11,12 +11,18 @@ this process), for what a real engine on this offline machine cannot show:
   hang      an engine that accepts the connection and never answers: with
             KFPC_DOCKER_TIMEOUT=2 the attempt fails (`infra`, "did not answer in time"), kfpc
             does not hang
+  stuck_logs  the container has exited but its logs?follow=1 stream never ends, and a kill
+            answers 500 "can only kill running containers" (what Podman 4.3 does when its
+            follow misses the container's "died" event): kfpc looks at the container, drops
+            the stream, reads the whole log again (the stream had sent only part of it) and
+            the run succeeds with the complete output; it does not hang
 Needs no Docker. Requests the fake engine saw are checked too (versioned paths, labels).
 """
 import base64
 import json
 import os
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +33,14 @@ import dockerlib as dl  # noqa: E402
 
 seen = []
 lock = threading.Lock()
+stop = threading.Event()  # set at the end: a stuck log stream may end then
+
+STUCK_ID = "5f" * 32
+STUCK_LOG = [(1, b"hello from "), (1, b"the whole log\n"), (2, b"a warning\n")]
+
+
+def frames(parts):
+    return b"".join(bytes([k, 0, 0, 0]) + len(p).to_bytes(4, "big") + p for k, p in parts)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,6 +79,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, [])
         if self.path.startswith("/v1.41/info"):
             return self.reply(200, {"NCPU": 2, "MemTotal": 4 << 30})
+        if self.path.startswith("/v1.41/containers/%s/logs" % STUCK_ID):
+            if "follow=1" not in self.path:
+                return self.reply(200, raw=frames(STUCK_LOG))
+            # a follow that sends the first frame only and then never ends
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            first = frames(STUCK_LOG[:1])
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(first), first))
+            self.wfile.flush()
+            stop.wait(120)
+            self.close_connection = True
+            return
+        if self.path.startswith("/v1.41/containers/%s/json" % STUCK_ID):
+            return self.reply(200, {
+                "Id": STUCK_ID,
+                "State": {"Status": "exited", "Running": False, "ExitCode": 0,
+                          "OOMKilled": False, "Error": "",
+                          "StartedAt": "2026-11-29T10:00:00.000000000Z",
+                          "FinishedAt": "2026-11-29T10:00:00.100000000Z"},
+                "Config": {"Labels": {}}})
         if self.path.startswith("/v1.41/containers/"):
             return self.reply(404, {"message": "No such container: " + self.path.split("/")[3]})
         return self.reply(404, {"message": "page not found"})
@@ -83,7 +119,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if image == "fake/hang:1":
                 time.sleep(30)
                 return
+            if image == "fake/stucklogs:1":
+                return self.reply(201, {"Id": STUCK_ID, "Warnings": []})
             return self.reply(404, {"message": "No such image: " + image})
+        if self.path == "/v1.41/containers/%s/start" % STUCK_ID:
+            return self.reply(204)
+        if self.path.startswith("/v1.41/containers/%s/kill" % STUCK_ID):
+            return self.reply(500, {"cause": "container state improper", "response": 500,
+                                    "message": "can only kill running containers. %s is in "
+                                    "state stopped: container state improper" % STUCK_ID})
         if self.path.startswith("/v1.41/images/create"):
             # a pull streams progress lines; failures come as an "error" line with HTTP 200
             lines = [{"status": "Pulling from team/app"},
@@ -110,6 +154,17 @@ PIPE = """pipeline fake() {
 }
 """
 
+PIPE_OUT = """pipeline fake() {
+  step a {
+    image "%s"
+    timeout 1m
+    out said: string from stdout
+    run ["true"]
+  }
+  out said: string = a.said
+}
+"""
+
 
 def main():
     dl.preflight()
@@ -133,16 +188,17 @@ def main():
                KFPC_DOCKER_TIMEOUT="2")
     env.pop("DOCKER_CONFIG", None)
 
-    def run(case, image):
-        f = dl.write(os.path.join(tmp, case + ".kfp"), PIPE % image)
+    def run(case, image, pipe=PIPE, expect=1):
+        f = dl.write(os.path.join(tmp, case + ".kfp"), pipe % image)
         state = os.path.join(tmp, "state-" + case)
         t0 = time.time()
         rc, out, err = dl.kfpc(["run", f, "--executor", "docker", "--state", state], env,
                                timeout=120)
         took = time.time() - t0
         _, show, _ = dl.kfpc(["show", dl.run_id(out) or "?", "--state", state], env)
-        if rc != 1:
-            dl.problem(case, "exit %d, expected 1\nstdout:\n%sstderr:\n%s" % (rc, out, err))
+        if rc != expect:
+            dl.problem(case, "exit %d, expected %d\nstdout:\n%sstderr:\n%s"
+                       % (rc, expect, out, err))
         return show, took
 
     show, _ = run("auth", "registry.example.com/team/app:1")
@@ -189,6 +245,33 @@ def main():
     for needle in ("fake/hang:1", "did not answer in time"):
         if needle not in show:
             dl.problem("hang", "expected %r in:\n%s" % (needle, show))
+
+    # stuck_logs: run with the default timeout (the looks at the container are not requests
+    # that time out); kfpc must finish by itself, with the whole log
+    env_st = dict(env)
+    env_st.pop("KFPC_DOCKER_TIMEOUT")
+    f = dl.write(os.path.join(tmp, "stuck_logs.kfp"), PIPE_OUT % "fake/stucklogs:1")
+    state = os.path.join(tmp, "state-stuck_logs")
+    try:
+        rc, out, err = dl.kfpc(["run", f, "--executor", "docker", "--state", state], env_st,
+                               timeout=120)
+    except subprocess.TimeoutExpired:
+        stop.set()
+        dl.fail("stuck_logs: `kfpc run` did not finish within 120 s (the step's timeout is "
+                "1 min): it hangs on a log stream that never ends")
+    if rc != 0 or "said = hello from the whole log\n" not in out:
+        dl.problem("stuck_logs", "exit %d (expected 0 and the whole log as the output)\n"
+                   "stdout:\n%sstderr:\n%s" % (rc, out, err))
+    rid = dl.run_id(out) or "?"
+    for which, want in (("--stdout", "hello from the whole log\n"), ("--stderr", "a warning\n")):
+        _, logs, _ = dl.kfpc(["logs", rid, "a", which, "--state", state], env_st)
+        if logs != want:  # "hello from hello from ...": the files were not emptied first
+            dl.problem("stuck_logs", "`kfpc logs %s`: %r, expected %r" % (which, logs, want))
+    reads = [s for s in seen if s[0] == "GET" and s[1].startswith(
+        "/v1.41/containers/%s/logs" % STUCK_ID) and "follow=1" not in s[1]]
+    if not reads:
+        dl.problem("stuck_logs", "kfpc never read the whole log (GET logs without follow)")
+    stop.set()
     srv.shutdown()
     srv.server_close()
     if os.path.exists(sock):
