@@ -84,6 +84,30 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 		json_object *params, const char *schedule, time_t fire, json_object **out,
 		char *err, size_t n);
 
+/* A run being created whose commit is pending (runs_create_async). */
+struct new_run;
+
+/* runs_create() for an HTTP request, without blocking its thread behind another request's commit:
+ * when a group commit is in progress, PARK(ARG) is called (from this thread, while the creation
+ * is queued; it suspends the request and returns 0, or nonzero to wait instead) and the committing
+ * thread calls WAKE(ARG) once the run is durable or failed. Returns 0 (committed: call
+ * runs_create_finish(*PENDING) now), 1 (parked: call it after WAKE), or a negative error as
+ * runs_create with a message in ERR (*PENDING is NULL). PV and PARAMS are not consumed. */
+int runs_create_async(struct kfpd *k, const char *ns, const char *name, json_object *pv,
+		      json_object *params, int (*park)(void *), void (*wake)(void *), void *arg,
+		      struct new_run **pending, char *err, size_t n);
+
+/* Result of a committed creation: 0 with the run record in *OUT (caller puts), or a negative error
+ * with a message in ERR. Frees P. */
+int runs_create_finish(struct new_run *p, json_object **out, char *err, size_t n);
+
+/* Frees a committed creation whose request went away (its run stays accepted). */
+void runs_create_abandon(void *p);
+
+/* At shutdown, before the HTTP server stops: waits for the group commit in progress, and from
+ * now on no creation is parked (so no request stays suspended). */
+void runs_commits_close(void);
+
 /* Loop thread: reaps finished workers, starts queued runs (up to k->max_workers), applies cancels.
  * Returns the number of runs still active. */
 int runs_tick(struct kfpd *k);

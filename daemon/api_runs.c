@@ -58,9 +58,44 @@ static json_object *run_view(json_object *run)
 	return run;
 }
 
+/* Answers a committed creation P (consumed): 201 with the run. */
+static int create_reply(struct req *r, struct new_run *p)
+{
+	json_object *run;
+	char err[512];
+	int rc = runs_create_finish(p, &run, err, sizeof err);
+
+	if (rc)
+		return http_reply_error(r, 500, "%s", err);
+	return http_reply_json(r, 201, run_view(run));
+}
+
+/* A parked creation, resumed once its commit finished. */
+static int create_resumed(struct req *r)
+{
+	struct new_run *p = r->stream;
+
+	r->stream = NULL;
+	r->stream_free = NULL;
+	return create_reply(r, p);
+}
+
+/* runs_create_async()'s PARK: suspends the request ARG until unpark_create(). */
+static int park_create(void *arg)
+{
+	return http_park(arg, create_resumed);
+}
+
+/* runs_create_async()'s WAKE (the committing thread): create_resumed() then answers. */
+static void unpark_create(void *arg)
+{
+	http_unpark(arg);
+}
+
 int api_run_create(struct req *r)
 {
-	json_object *body, *pv, *params = NULL, *run;
+	json_object *body, *pv, *params = NULL;
+	struct new_run *p;
 	const char *pl;
 	char ver[32], err[512];
 	int rc;
@@ -85,16 +120,23 @@ int api_run_create(struct req *r)
 		json_object_put(body);
 		return rc;
 	}
-	rc = runs_create(r->k, r->ns, pl, pv, params, NULL, 0, &run, err, sizeof err);
+	rc = runs_create_async(r->k, r->ns, pl, pv, params, park_create, unpark_create, r, &p, err,
+			       sizeof err);
 	json_object_put(pv);
 	json_object_put(body);
+	if (rc == 1) { /* parked behind a group commit in progress: create_resumed() answers (in
+			* this connection's thread, after this call returns) */
+		r->stream = p;
+		r->stream_free = runs_create_abandon;
+		return MHD_YES;
+	}
 	if (rc == -EINVAL)
 		return http_reply_error(r, 400, "%s", err);
 	if (rc == -EAGAIN)
 		return http_reply_error(r, 503, "%s", err);
 	if (rc)
 		return http_reply_error(r, 500, "%s", err);
-	return http_reply_json(r, 201, run_view(run));
+	return create_reply(r, p);
 }
 
 struct list_ctx {

@@ -84,6 +84,12 @@ int db_commit_lazy(MDB_txn *txn)
 	return rc ? -abs(rc) : 0;
 }
 
+int db_sync(struct db *db)
+{
+	int rc = mdb_env_sync(db->env, 1);
+	return rc ? -abs(rc) : 0;
+}
+
 void db_abort(MDB_txn *txn)
 {
 	if (txn)

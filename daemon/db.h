@@ -18,7 +18,9 @@
  * Run ids are 12 hex digits of milliseconds then 6 random hex digits: they sort by creation.
  *
  * Every write is its own short transaction committed durably (db_commit: its pages and the meta
- * page synced), so a value whose write returned 0 survives kill -9 and a power loss. The loop's
+ * page synced), so a value whose write returned 0 survives kill -9 and a power loss. New runs
+ * are group-committed (runs.c): concurrent ones share a transaction, and transactions written
+ * back to back with db_commit_lazy share one db_sync(), before any of them is answered. The loop's
  * own run state changes after a run's acceptance are group-committed once per loop tick with
  * db_commit_lazy (pages synced, meta page not: a machine crash may undo the last of them, and
  * recovery then re-queues the run, which resumes; kill -9 of kfpd loses none of them). Read transactions are short and never held across
@@ -52,6 +54,10 @@ int db_commit(MDB_txn *txn);
 /* Commits TXN (and frees it) without syncing the meta page: survives kill -9, a machine crash
  * may undo it (never corrupts). Returns 0 or a negative error. */
 int db_commit_lazy(MDB_txn *txn);
+
+/* Syncs the meta page of every commit so far (db_commit_lazy ones included): they are durable
+ * once it returns 0. Returns 0 or a negative error. */
+int db_sync(struct db *db);
 
 /* Aborts TXN (and frees it). NULL is ignored. */
 void db_abort(MDB_txn *txn);

@@ -96,34 +96,34 @@ int64_t js_int(json_object *o, const char *k, int64_t def)
 	return json_object_get_int64(v);
 }
 
-/* Matches URL against PATTERN, capturing ":x" segments into R. Returns 1 on a match. */
+/* Matches URL against PATTERN, capturing ":x" segments into R. Returns 1 on a match. One pass
+ * over both strings: most routes fail at their first differing character. */
 static int match(const char *pattern, const char *url, struct req *r)
 {
 	const char *p = pattern, *u = url;
 	size_t used = 0;
 	int na = 0;
 
-	while (*p && *u) {
-		if (*p != '/' || *u != '/')
-			return 0;
-		p++, u++;
-		const char *pe = strchrnul(p, '/'), *ue = strchrnul(u, '/');
-		size_t ul = (size_t)(ue - u);
-		if (*p == ':') {
-			if (ul == 0 || na == 4 || used + ul + 1 > sizeof r->argbuf)
+	while (*p) {
+		if (*p != ':') {
+			if (*p++ != *u++)
 				return 0;
-			memcpy(r->argbuf + used, u, ul);
-			r->argbuf[used + ul] = 0;
-			r->arg[na++] = r->argbuf + used;
-			used += ul + 1;
-		} else if ((size_t)(pe - p) != ul || memcmp(p, u, ul)) {
-			return 0;
+			continue;
 		}
-		p = pe, u = ue;
+		const char *s = u; /* p[-1] and u[-1] are '/': capture one segment */
+		while (*u && *u != '/')
+			u++;
+		size_t ul = (size_t)(u - s);
+		if (ul == 0 || na == 4 || used + ul + 1 > sizeof r->argbuf)
+			return 0;
+		memcpy(r->argbuf + used, s, ul);
+		r->argbuf[used + ul] = 0;
+		r->arg[na++] = r->argbuf + used;
+		used += ul + 1;
+		while (*p && *p != '/')
+			p++;
 	}
-	if (!strcmp(u, "/") && !*p)
-		return 1; /* a trailing slash is tolerated */
-	return !*p && !*u;
+	return !*u || !strcmp(u, "/"); /* a trailing slash is tolerated */
 }
 
 int http_reply_response(struct req *r, unsigned status, struct MHD_Response *resp)
@@ -310,6 +310,20 @@ void http_suspend(struct req *r)
 	MHD_suspend_connection(r->conn);
 	susp[nsusp++] = r->conn;
 	pthread_mutex_unlock(&susp_lock);
+}
+
+int http_park(struct req *r, http_handler fn)
+{
+	if (!r->conn)
+		return -1;
+	r->resumed = fn;
+	MHD_suspend_connection(r->conn);
+	return 0;
+}
+
+void http_unpark(struct req *r)
+{
+	MHD_resume_connection(r->conn);
 }
 
 void http_resume_all(void)
@@ -538,8 +552,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*size = 0;
 		return MHD_YES;
 	}
-	if (c->answered)
+	if (c->answered) {
+		if (r->resumed) { /* a parked request, resumed: its reply now */
+			http_handler fn = r->resumed;
+			r->resumed = NULL;
+			return fn(r) == MHD_YES ? MHD_YES : MHD_NO;
+		}
 		return MHD_YES;
+	}
 	c->answered = 1;
 	if (r->too_big && !r->status)
 		return http_reply_error(r, 413, "request body larger than %u bytes", KFPD_MAX_BODY);

@@ -24,6 +24,10 @@ enum auth {
 	AUTH_ANY,   /* any valid token (whoami) */
 };
 
+struct req;
+/* Handlers: return the result of the http_reply_* call they made. */
+typedef int (*http_handler)(struct req *r);
+
 /* One request being read or answered. Owned by http.c; handlers only read it. */
 struct req {
 	struct kfpd *k;
@@ -40,16 +44,15 @@ struct req {
 	char role[16];        /* "admin" | "member" | "viewer" */
 	unsigned status;      /* status replied (0 until then) */
 	int64_t t0;           /* ms at arrival */
-	void *stream;         /* a streaming response's state (api_runs.c), freed by its free fn */
+	void *stream;         /* a handler's state kept past its call (a streaming response, a
+			       * parked request), freed by its free fn when the request ends */
 	void (*stream_free)(void *);
+	http_handler resumed; /* a parked request: replies once http_unpark() resumed it */
 	/* http_inproc() only (no MHD connection): the query arguments, in QBUF */
 	const char *qk[16], *qv[16];
 	int nq;
 	char *qbuf;
 };
-
-/* Handlers: return the result of the http_reply_* call they made. */
-typedef int (*http_handler)(struct req *r);
 
 /* Starts the HTTP server on k->listen. Returns 0, or -1 with a message logged. */
 int http_start(struct kfpd *k);
@@ -98,6 +101,15 @@ const char *http_query(struct req *r, const char *key);
 
 /* Suspends R's connection until the loop's next http_resume_all() (log following). */
 void http_suspend(struct req *r);
+
+/* Parks R without a reply: its connection is suspended (the HTTP thread serves others) until
+ * http_unpark(R), which any thread may call; then FN(R) replies. Call from a handler only, which
+ * then returns MHD_YES (1). Returns 0, or -1 when R cannot be parked (http_inproc(): no
+ * connection): the handler then waits and replies itself. */
+int http_park(struct req *r, http_handler fn);
+
+/* Resumes a request parked by http_park(). Any thread; once per http_park(). */
+void http_unpark(struct req *r);
 
 /* Resumes every suspended connection. Called by the loop every ~100 ms and before stopping. */
 void http_resume_all(void);

@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 	k.ready = 0;
 	rc = 0;
 out2:
+	runs_commits_close(); /* no request stays parked: MHD stops with none suspended */
 	http_stop(&k);
 	runs_shutdown(&k);
 out:

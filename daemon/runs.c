@@ -425,20 +425,44 @@ err:
 /* ---- create ---------------------------------------------------------------------------------- */
 
 /* Group commit: concurrent creations share one write transaction (and its fsync). The first
- * thread to find no commit in progress commits everything queued; the others wait for it. */
+ * thread to find no commit in progress becomes the committer: it commits everything queued, batch
+ * after batch, until the queue is empty. A creation queued while a commit is in progress either
+ * waits for it (runs_create: the cron loop, http_inproc) or is parked (runs_create_async: an HTTP
+ * request whose connection is suspended, so that the HTTP thread serves other connections and
+ * the next batch grows with every concurrent client); the committer then calls its wake function.
+ * Batches written back to back share one meta-page sync (GC_PIPELINE). Either way nothing is
+ * answered before the sync that makes its commit durable: a 201 means durable. */
 struct new_run {
-	struct new_run *next;
-	const char *id, *ns;
-	json_object *run, *ir;
-	const char *schedule;
+	struct new_run *next;  /* in the queue, then in the batch being committed */
+	struct new_run *wnext; /* parked runs of a batch, to wake */
+	char id[STORE_RUN_ID_SIZE];
+	char *ns, *name, *schedule; /* owned */
+	json_object *run, *ir;      /* owned references */
 	time_t fire;
 	int rc, done;
+	int parked;                   /* left to the committer: WAKE(ARG) when done */
+	int (*park)(void *arg);       /* NULL: wait (runs_create) */
+	void (*wake)(void *arg);
+	void *arg;
 };
 
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gc_cond = PTHREAD_COND_INITIALIZER;
 static struct new_run *gc_head, **gc_tail = &gc_head;
-static int gc_busy;
+static int gc_busy;    /* a committer is at work */
+static int gc_closing; /* runs_commits_close(): nothing is parked any more */
+
+static void new_run_free(struct new_run *p)
+{
+	if (!p)
+		return;
+	json_object_put(p->run);
+	json_object_put(p->ir);
+	free(p->ns);
+	free(p->name);
+	free(p->schedule);
+	free(p);
+}
 
 /* Puts one new run's records into TXN. Returns 0, -EEXIST (its fire time already fired: nothing
  * put) or a negative database error. */
@@ -471,7 +495,79 @@ static int put_new_run(struct kfpd *k, MDB_txn *txn, struct new_run *p)
 	return rc;
 }
 
-/* Commits P durably (with whatever else is queued). Returns P's result. */
+/* Committer: a durable run enters the books (counted, handed to the loop, logged). */
+static void accepted(struct new_run *p)
+{
+	state_count(NULL, "queued");
+	pthread_mutex_lock(&runs_lock);
+	if (!pending_start)
+		pending_start = json_object_new_array();
+	json_object_array_add(pending_start, json_object_new_string(p->id));
+	sched_active_add(p->schedule, 1);
+	pthread_mutex_unlock(&runs_lock);
+	log_kv("info", "run accepted", "ns", p->ns, "run", p->id, "pipeline", p->name, "schedule",
+	       p->schedule, NULL);
+}
+
+/* Writes one batch in one transaction, committed with its pages synced but not its meta page
+ * (db_commit_lazy): the batch is durable after the next db_sync(). gc_lock not held, gc_busy
+ * set: the batch is the committer's alone until it is marked done. Returns 0 or a negative
+ * error (then nothing of the batch is stored). */
+static int write_batch(struct kfpd *k, struct new_run *batch)
+{
+	struct new_run *q;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = db_begin(k->db, 1, &txn);
+	for (q = batch; q && !rc; q = q->next) {
+		q->rc = put_new_run(k, txn, q);
+		if (q->rc && q->rc != -EEXIST)
+			rc = q->rc;
+	}
+	if (rc)
+		db_abort(txn);
+	else
+		rc = db_commit_lazy(txn);
+	return rc;
+}
+
+/* Completes a written batch once its durability is known: RC 0 (synced) or an error. */
+static void complete_batch(struct kfpd *k, struct new_run *batch, int rc)
+{
+	struct new_run *q, *nx, *wl = NULL;
+	int any = 0;
+
+	for (q = batch; q; q = q->next) {
+		if (rc)
+			q->rc = rc;
+		if (!q->rc)
+			accepted(q), any = 1;
+	}
+	if (any)
+		util_wake(k);
+	pthread_mutex_lock(&gc_lock);
+	for (q = batch; q; q = nx) { /* a waiter may free its run once done and the lock is free */
+		nx = q->next;
+		q->done = 1;
+		if (q->parked)
+			q->wnext = wl, wl = q;
+	}
+	pthread_cond_broadcast(&gc_cond);
+	pthread_mutex_unlock(&gc_lock);
+	for (q = wl; q; q = nx) { /* woken, a parked run belongs to its request again */
+		nx = q->wnext;
+		q->wake(q->arg);
+	}
+}
+
+/* Batches written back to back before one db_sync() makes them all durable: a batch queued
+ * while the previous one was written shares its meta-page sync (one fsync per batch, plus one,
+ * instead of two per batch), at the cost of waiting for the next batch's write. */
+#define GC_PIPELINE 4
+
+/* Queues P for the group commit. Returns 0 once P is committed (P->rc set), or 1 when P was
+ * parked (P->park returned 0) and the committer will call P->wake. */
 static int commit_new_run(struct kfpd *k, struct new_run *p)
 {
 	pthread_mutex_lock(&gc_lock);
@@ -479,65 +575,89 @@ static int commit_new_run(struct kfpd *k, struct new_run *p)
 	gc_tail = &p->next;
 	while (!p->done) {
 		if (gc_busy) {
+			if (p->park && !gc_closing && !p->park(p->arg)) {
+				p->parked = 1; /* before the unlock: the committer wakes it */
+				pthread_mutex_unlock(&gc_lock);
+				return 1;
+			}
 			pthread_cond_wait(&gc_cond, &gc_lock);
 			continue;
 		}
-		struct new_run *batch = gc_head, *q;
-		MDB_txn *txn = NULL;
-		int rc;
-		gc_head = NULL;
-		gc_tail = &gc_head;
 		gc_busy = 1;
-		pthread_mutex_unlock(&gc_lock);
-		rc = db_begin(k->db, 1, &txn);
-		for (q = batch; q && !rc; q = q->next) {
-			q->rc = put_new_run(k, txn, q);
-			if (q->rc && q->rc != -EEXIST)
-				rc = q->rc;
-		}
-		if (rc)
-			db_abort(txn);
-		else
-			rc = db_commit(txn);
-		pthread_mutex_lock(&gc_lock);
-		for (q = batch; q; q = q->next) {
-			if (rc)
-				q->rc = rc;
-			q->done = 1;
+		while (gc_head) { /* until the queue is empty: parked runs rely on us */
+			struct new_run *batch[GC_PIPELINE];
+			int rcs[GC_PIPELINE], nb = 0, i, src;
+			do {
+				batch[nb] = gc_head;
+				gc_head = NULL;
+				gc_tail = &gc_head;
+				pthread_mutex_unlock(&gc_lock);
+				rcs[nb] = write_batch(k, batch[nb]);
+				nb++;
+				pthread_mutex_lock(&gc_lock);
+			} while (gc_head && nb < GC_PIPELINE);
+			pthread_mutex_unlock(&gc_lock);
+			src = db_sync(k->db);
+			for (i = 0; i < nb; i++)
+				complete_batch(k, batch[i], rcs[i] ? rcs[i] : src);
+			pthread_mutex_lock(&gc_lock);
 		}
 		gc_busy = 0;
 		pthread_cond_broadcast(&gc_cond);
 	}
 	pthread_mutex_unlock(&gc_lock);
-	return p->rc;
+	return 0;
 }
 
-int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *pv,
-		json_object *params, const char *schedule, time_t fire, json_object **out,
-		char *err, size_t n)
+void runs_commits_close(void)
 {
-	char id[STORE_RUN_ID_SIZE], ts[32];
-	json_object *ir, *resolved, *run;
-	int rc;
+	pthread_mutex_lock(&gc_lock);
+	gc_closing = 1;
+	while (gc_busy || gc_head)
+		pthread_cond_wait(&gc_cond, &gc_lock);
+	pthread_mutex_unlock(&gc_lock);
+}
 
-	*out = NULL;
+/* Validates and builds a new run; NULL with a message in ERR (*RC: -EAGAIN, -EINVAL, -EIO). */
+static struct new_run *new_run_make(struct kfpd *k, const char *ns, const char *name,
+				    json_object *pv, json_object *params, const char *schedule,
+				    time_t fire, int *rc, char *err, size_t n)
+{
+	char ts[32];
+	json_object *ir, *resolved, *run;
+	struct new_run *p;
+
+	*rc = -EIO;
 	if (!k->ready) {
 		snprintf(err, n, "kfpd is starting (recovering its runs): try again in a moment");
-		return -EAGAIN;
+		*rc = -EAGAIN;
+		return NULL;
 	}
 	if (!json_object_object_get_ex(pv, "ir", &ir)) {
 		snprintf(err, n, "pipeline version has no IR");
-		return -EIO;
+		return NULL;
 	}
-	if (!(resolved = resolve_params(ir, params, err, n)))
-		return -EINVAL;
-	if (store_run_id_new(id)) {
+	if (!(resolved = resolve_params(ir, params, err, n))) {
+		*rc = -EINVAL;
+		return NULL;
+	}
+	if (!(p = calloc(1, sizeof *p)) || !(p->ns = strdup(ns)) || !(p->name = strdup(name)) ||
+	    (schedule && !(p->schedule = strdup(schedule)))) {
 		json_object_put(resolved);
-		snprintf(err, n, "no randomness");
-		return -EIO;
+		new_run_free(p);
+		snprintf(err, n, "out of memory");
+		return NULL;
 	}
-	run = json_object_new_object();
-	json_object_object_add(run, "id", json_object_new_string(id));
+	if (store_run_id_new(p->id)) {
+		json_object_put(resolved);
+		new_run_free(p);
+		snprintf(err, n, "no randomness");
+		return NULL;
+	}
+	p->ir = json_object_get(ir);
+	p->fire = fire;
+	p->run = run = json_object_new_object();
+	json_object_object_add(run, "id", json_object_new_string(p->id));
 	json_object_object_add(run, "namespace", json_object_new_string(ns));
 	json_object_object_add(run, "pipeline", json_object_new_string(name));
 	json_object_object_add(run, "version", json_object_new_int64(js_int(pv, "version", 0)));
@@ -552,29 +672,60 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 			       schedule ? json_object_new_string(util_iso8601(fire, ts)) : NULL);
 	json_object_object_add(run, "executor", json_object_new_string(k->executor));
 	json_object_object_add(run, "spawns", json_object_new_int(0));
-	struct new_run nr = {NULL, id, ns, run, ir, schedule, fire, 0, 0};
-	if (!(rc = commit_new_run(k, &nr)))
-		state_count(NULL, "queued");
-	if (rc) {
-		json_object_put(run);
-		if (rc == -EEXIST) {
-			snprintf(err, n, "fire time already fired");
-			return rc;
-		}
+	return p;
+}
+
+int runs_create_finish(struct new_run *p, json_object **out, char *err, size_t n)
+{
+	int rc = p->rc;
+
+	*out = NULL;
+	if (!rc) {
+		*out = p->run;
+		p->run = NULL;
+	} else if (rc == -EEXIST) {
+		snprintf(err, n, "fire time already fired");
+	} else {
 		snprintf(err, n, "database error");
-		return rc < 0 ? rc : -EIO;
+		rc = rc < 0 ? rc : -EIO;
 	}
-	pthread_mutex_lock(&runs_lock);
-	if (!pending_start)
-		pending_start = json_object_new_array();
-	json_object_array_add(pending_start, json_object_new_string(id));
-	sched_active_add(schedule, 1);
-	pthread_mutex_unlock(&runs_lock);
-	util_wake(k);
-	log_kv("info", "run accepted", "ns", ns, "run", id, "pipeline", name, "schedule", schedule,
-	       NULL);
-	*out = run;
-	return 0;
+	new_run_free(p);
+	return rc;
+}
+
+void runs_create_abandon(void *p)
+{
+	new_run_free(p);
+}
+
+int runs_create_async(struct kfpd *k, const char *ns, const char *name, json_object *pv,
+		      json_object *params, int (*park)(void *), void (*wake)(void *), void *arg,
+		      struct new_run **pending, char *err, size_t n)
+{
+	int rc;
+	struct new_run *p = new_run_make(k, ns, name, pv, params, NULL, 0, &rc, err, n);
+
+	*pending = p;
+	if (!p)
+		return rc;
+	p->park = park;
+	p->wake = wake;
+	p->arg = arg;
+	return commit_new_run(k, p);
+}
+
+int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *pv,
+		json_object *params, const char *schedule, time_t fire, json_object **out,
+		char *err, size_t n)
+{
+	int rc;
+	struct new_run *p = new_run_make(k, ns, name, pv, params, schedule, fire, &rc, err, n);
+
+	*out = NULL;
+	if (!p)
+		return rc;
+	commit_new_run(k, p);
+	return runs_create_finish(p, out, err, n);
 }
 
 /* ---- record helpers (callers hold runs_lock) --------------------------------------------------- */

@@ -135,6 +135,62 @@ try:
         t.join()
     check(not errors, "concurrent clients: %s" % errors[:5])
     check(d.req("GET", "/healthz")[0] == 200, "still healthy")
+
+    # 6. concurrent submissions share group commits (a request queued behind a commit in
+    #    progress is parked, its connection suspended): each one gets its own 201 and its run
+    created, errors = [], []
+
+    def submitter(n):
+        for i in range(8):
+            try:
+                st, r = d.req("POST", "/api/v1/runs", {"pipeline": "empty"}, token=tok)
+                if st == 201:
+                    created.append(r["id"])
+                else:
+                    errors.append((st, r))
+            except OSError as e:
+                errors.append(str(e))
+    ts = [threading.Thread(target=submitter, args=(n,)) for n in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check(not errors, "concurrent submissions: %s" % errors[:5])
+    check(len(created) == 128 and len(set(created)) == 128,
+          "128 distinct runs created: %d (%d distinct)" % (len(created), len(set(created))))
+    bad = [i for i in created if d.req("GET", "/api/v1/runs/" + i, token=tok)[0] != 200]
+    check(not bad, "every created run is there: missing %s" % bad[:5])
+
+    # 7. SIGTERM while clients submit: kfpd exits 0 (no request left suspended), and after a
+    #    restart every run that got its 201 exists
+    created, stop_at = [], []
+
+    def submit_until_down(n):
+        while True:
+            try:
+                st, r = d.req("POST", "/api/v1/runs", {"pipeline": "empty"}, token=tok)
+            except OSError:
+                return
+            if st == 201:
+                created.append(r["id"])
+            elif st != 503:
+                stop_at.append((st, r))
+                return
+    ts = [threading.Thread(target=submit_until_down, args=(n,)) for n in range(8)]
+    for t in ts:
+        t.start()
+    while len(created) < 40 and all(t.is_alive() for t in ts):
+        time.sleep(0.01)
+    code = d.term()
+    for t in ts:
+        t.join()
+    check(code == 0, "SIGTERM during submissions: exit code %s" % code)
+    check(not stop_at, "answers during shutdown: %s" % stop_at[:5])
+    d.start()
+    bad = [i for i in created if d.req("GET", "/api/v1/runs/" + i, token=tok)[0] != 200]
+    check(len(created) >= 40 and not bad,
+          "%d runs accepted before SIGTERM, all there after the restart: missing %s"
+          % (len(created), bad[:5]))
 finally:
     d.stop()
 F.done()
