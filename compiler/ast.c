@@ -3,7 +3,10 @@
  * A bump allocator over a singly linked list of chunks. Chunks grow geometrically (1 MiB, doubling
  * up to 64 MiB) so a huge file costs few chunks; chunks of 4 MiB and more are mapped directly with
  * mmap() (MADV_HUGEPAGE was measured slower: synchronous compaction on fault). All chunk memory
- * comes zeroed from the kernel (calloc/mmap), so allocations need no memset.
+ * comes zeroed from the kernel (calloc/mmap), so allocations need no memset. Mapped chunks are
+ * prefaulted ahead of the bump pointer, POPULATE bytes at a time (MADV_POPULATE_WRITE): one
+ * system call instead of one page fault per 4 KiB page, which dominates the system time of a
+ * big compile.
  * Requests larger than a quarter chunk get a chunk of their own. The tree is freed at once. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,16 +18,20 @@
 #define CHUNK_MIN ((size_t)1 << 20)
 #define CHUNK_MAX ((size_t)64 << 20)
 #define CHUNK_MMAP ((size_t)4 << 20)
+#define POPULATE ((size_t)2 << 20)
 
 struct chunk {
 	struct chunk *next;
 	size_t size, used;
+	size_t populated; /* mapped chunks: bytes of data[] prefaulted so far */
 	int mapped;
 	_Alignas(16) unsigned char data[];
 };
 
 struct ast_arena {
 	struct chunk *head;
+	unsigned char *cur; /* the head chunk's next free byte */
+	size_t room;        /* bytes usable at cur without the slow path (prefaulted ones) */
 	size_t next_size;
 	size_t total;
 };
@@ -82,11 +89,34 @@ static struct chunk *chunk_new(size_t size)
 	return c;
 }
 
-void *ast_alloc(struct ast_arena *a, size_t n)
+/* Prefaults C's data up to at least END (best effort: without MADV_POPULATE_WRITE the pages
+ * fault in one by one as before). */
+static void populate(struct chunk *c, size_t end)
+{
+#ifdef MADV_POPULATE_WRITE
+	size_t base = (size_t)(c->data - (unsigned char *)c);
+	size_t from = (base + c->populated) & ~(size_t)4095;
+	size_t to = base + end + POPULATE;
+
+	if (to > base + c->size)
+		to = base + c->size;
+	to = (to + 4095) & ~(size_t)4095;
+	if (to > from)
+		(void)madvise((unsigned char *)c + from, to - from, MADV_POPULATE_WRITE);
+	c->populated = to - base;
+#else
+	c->populated = end;
+#endif
+}
+
+/* ast_alloc() beyond the room of the head chunk: new chunks, big blocks, prefaulting. */
+static void *alloc_slow(struct ast_arena *a, size_t n)
 {
 	struct chunk *c = a->head;
 	void *p;
 
+	if (c)
+		c->used = (size_t)(a->cur - c->data);
 	if (n > SIZE_MAX - 16)
 		return NULL;
 	n = (n + 7) & ~(size_t)7;
@@ -113,10 +143,30 @@ void *ast_alloc(struct ast_arena *a, size_t n)
 				a->next_size *= 2;
 		}
 	}
+	if (c->mapped && c->used + n > c->populated)
+		populate(c, c->used + n);
 	p = c->data + c->used;
 	c->used += n;
 	a->total += n;
+	c = a->head;
+	a->cur = c->data + c->used;
+	a->room = (c->mapped && c->populated < c->size ? c->populated : c->size) - c->used;
 	return p;
+}
+
+void *ast_alloc(struct ast_arena *a, size_t n)
+{
+	size_t r = (n + 7) & ~(size_t)7;
+
+	if (r - 1 < a->room) { /* 0 < r <= room: the common case */
+		void *p = a->cur;
+
+		a->cur += r;
+		a->room -= r;
+		a->total += r;
+		return p;
+	}
+	return alloc_slow(a, n);
 }
 
 char *ast_strndup(struct ast_arena *a, const char *s, size_t n)

@@ -17,7 +17,8 @@
 
 enum backend { BACKEND_IR, BACKEND_DOT };
 
-/* KFPC_TIMING=1 prints the CPU time of each stage on stderr (for bench/compile_bench.sh). */
+/* KFPC_TIMING=1 prints the CPU time of each stage on stderr, and the size of the tree and of the
+ * checked program (for bench/compile_bench.sh and profiling). */
 static void stage(const char *name, struct timespec *t0)
 {
 	struct timespec t1;
@@ -45,6 +46,8 @@ static int run(const char *path, const struct compile_opts *o, struct diag *d, F
 	diag_set_werror(d, o && o->werror);
 	rc = src_load(path, d, &prog);
 	stage("parse", &t0);
+	if (getenv("KFPC_TIMING") && prog)
+		fprintf(stderr, "kfpc: syntax tree %zu MB\n", ast_arena_used(prog->arena) >> 20);
 	if (rc == 2 || rc < 0 || !prog) {
 		src_free(prog);
 		return 2;
@@ -60,6 +63,8 @@ static int run(const char *path, const struct compile_opts *o, struct diag *d, F
 		return 2;
 	}
 	stage("check", &t0);
+	if (getenv("KFPC_TIMING"))
+		fprintf(stderr, "kfpc: checked program %zu MB\n", ast_arena_used(s->arena) >> 20);
 	if (diag_errors(d) || !s->entry) {
 		rc = 1;
 		goto out;

@@ -25,7 +25,7 @@ struct ignore {
 
 struct file {
 	char *path;
-	char *text; /* NUL-terminated copy, or NULL */
+	char *text; /* copy followed by two NUL bytes (see diag_file_scanbuf), or NULL */
 	size_t len;
 	size_t *lines; /* start offset of each line (lazily computed by print) */
 	int nlines;
@@ -106,16 +106,28 @@ int diag_add_file(struct diag *d, const char *path, const char *text, size_t len
 	if (!(f->path = strdup(path ? path : "<input>")))
 		return -1;
 	if (text) {
-		if (len == SIZE_MAX || !(f->text = malloc(len + 1))) {
+		if (len >= SIZE_MAX - 2 || !(f->text = malloc(len + 2))) {
 			free(f->path);
 			return -1;
 		}
 		if (len)
 			memcpy(f->text, text, len);
 		f->text[len] = 0;
+		f->text[len + 1] = 0;
 		f->len = len;
 	}
 	return d->nfiles++;
+}
+
+int diag_add_file_owned(struct diag *d, const char *path, char *text, size_t len)
+{
+	int id = diag_add_file(d, path, NULL, 0);
+
+	if (id < 0)
+		return -1;
+	d->files[id].text = text;
+	d->files[id].len = len;
+	return id;
 }
 
 int diag_nfiles(const struct diag *d)
@@ -131,6 +143,15 @@ const char *diag_file_path(const struct diag *d, int file)
 }
 
 const char *diag_file_text(const struct diag *d, int file, size_t *len)
+{
+	if (file < 0 || file >= d->nfiles || !d->files[file].text)
+		return NULL;
+	if (len)
+		*len = d->files[file].len;
+	return d->files[file].text;
+}
+
+char *diag_file_scanbuf(struct diag *d, int file, size_t *len)
 {
 	if (file < 0 || file >= d->nfiles || !d->files[file].text)
 		return NULL;

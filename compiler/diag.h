@@ -54,6 +54,11 @@ void diag_free(struct diag *d);
  * memory. */
 int diag_add_file(struct diag *d, const char *path, const char *text, size_t len);
 
+/* Same as diag_add_file(), but D takes TEXT itself instead of a copy: a malloc'd buffer of at
+ * least LEN + 2 bytes with TEXT[LEN] and TEXT[LEN + 1] NUL. On success D owns and frees it; on
+ * failure (-1) the caller still does. Saves a copy of a big file. */
+int diag_add_file_owned(struct diag *d, const char *path, char *text, size_t len);
+
 /* Returns the number of registered files. */
 int diag_nfiles(const struct diag *d);
 
@@ -63,6 +68,11 @@ const char *diag_file_path(const struct diag *d, int file);
 /* Returns the text registered as FILE (owned by D, NUL-terminated, *LEN bytes when LEN is not
  * NULL), or NULL for a bad id or a file registered without text. */
 const char *diag_file_text(const struct diag *d, int file, size_t *len);
+
+/* Returns the same text writable, for the scanner to read in place (flex's yy_scan_buffer): it is
+ * followed by two NUL bytes (text[*len] and text[*len + 1]). The scanner writes into it while it
+ * runs and must restore it before diagnostics are printed. NULL as for diag_file_text(). */
+char *diag_file_scanbuf(struct diag *d, int file, size_t *len);
 
 /* Records an error with CODE ("E101") at LOC; FMT is printf-style. Never fails visibly: when out
  * of memory the diagnostic is counted but its message may be lost. */

@@ -22,8 +22,7 @@ static void lint_body(struct sema *s, struct spipe *p, struct sbody *b)
 					diag_warning(s->d, "W002", n->outputs[j].loc,
 						     "output '%s' of step '%s' is never used",
 						     n->outputs[j].name, n->name);
-		struct sprops buf;
-		if (n->checked && !sema_node_props(s, n, &buf)->has_timeout && !p->timeout_ms)
+		if (n->checked && !(sema_node_props_set(n) & SP_TIMEOUT) && !p->timeout_ms)
 			diag_warning(s->d, "W004", n->name_loc,
 				     "step '%s' has no timeout (set one on the step, its component, in "
 				     "defaults, or for the pipeline)", n->name);

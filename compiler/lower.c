@@ -3,8 +3,10 @@
  * The document is never built as one json-c tree: every value (a parameter, a step node, a
  * loop's header) is built as a small json-c object, serialized with
  * json_object_to_json_string_ext() and freed, and only the punctuation between them (the
- * top-level member names, array brackets, commas and newlines) is written here. Memory stays
- * proportional to one node, time is linear in the number of nodes.
+ * top-level member names, array brackets, commas and newlines) is written here, through one
+ * output buffer (OUT_CAP) rather than many small stdio calls. Memory stays proportional to one
+ * node (plus each node's serialized id, kept because dependencies repeat it), time is linear in
+ * the number of nodes.
  *
  * Layout (stable, part of the golden tests): the top-level object has one member per line;
  * "params", "nodes", "finally" and "outputs" have one element per line; a loop's or
@@ -15,6 +17,7 @@
  * `{{NS.FIELD}}` placeholders are kept and a literal `{` is written `\{` (SPEC §9). */
 #include <json-c/json.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +45,18 @@ struct propkey {
 };
 
 
+/* A serialized JSON value (json-c output) kept for reuse. */
+struct jtext {
+	char *t;
+	size_t n;
+};
+
 struct lw {
 	struct sema *s;
 	FILE *f;
 	int err;
+	char *out;        /* output buffer, written to f when full and at the end */
+	size_t olen, ocap;
 	char *prefix;     /* id prefix of the current sub-pipeline instance ("" or "a/b/") */
 	size_t plen, pcap;
 	char *idbuf;
@@ -59,10 +70,20 @@ struct lw {
 	json_object *empty_array, *empty_object;
 	struct propkey last;        /* the key of the cached member texts below */
 	int have_last;
-	char *image_str, *env_str, *res_str, *retry_str, *timeout_str, *cache_str;
-	char *place_empty;          /* {"node_selector":{},"tolerations":[],"labels":{}} */
-	char *empty_str;            /* "" */
-	char **file_strs;           /* per diag file id: the path, serialized */
+	struct jtext image_str, env_str, res_str, retry_str, timeout_str, cache_str;
+	struct jtext place_empty;   /* {"node_selector":{},"tolerations":[],"labels":{}} */
+	struct jtext empty_str;     /* "" */
+	struct jtext *file_strs;    /* per diag file id: the path, serialized */
+	struct jtext *ids;          /* per node of the entry pipeline (by snode.order): its id,
+				     * serialized on first use (ids are unique per step, but every
+				     * dependency and reference repeats them) */
+	int nids;
+	struct stab *names;         /* short recurring strings (port names, types) -> struct jtext */
+	struct jtext **names_owned; /* every entry of names, for freeing */
+	int nnames, capnames;
+	const struct type *tkeys[64]; /* direct-mapped cache: type -> its name in names */
+	struct jtext *tvals[64];
+	struct jtext smallint[1024]; /* 0..1023 serialized (columns, small line numbers) */
 	json_object *sstr, *sint;   /* scratch scalars, re-set for each value */
 	json_object **file_objs;    /* per diag file id: the path as a json string */
 	int nfile_objs;
@@ -339,15 +360,55 @@ static json_object *jkv(const struct skv *kv, int n)
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
-static void put(struct lw *w, const char *s)
+#define OUT_CAP ((size_t)1 << 20)
+
+/* Writes the buffered output to the file. */
+static void flush_out(struct lw *w)
 {
-	if (fputs(s, w->f) == EOF)
+	if (w->olen && fwrite(w->out, 1, w->olen, w->f) != w->olen)
 		w->err = 1;
+	w->olen = 0;
+}
+
+/* Appends S[0..N) to the output. */
+static inline void put_n(struct lw *w, const char *s, size_t n)
+{
+	if (n > w->ocap - w->olen) {
+		flush_out(w);
+		if (n > w->ocap) {
+			if (fwrite(s, 1, n, w->f) != n)
+				w->err = 1;
+			return;
+		}
+	}
+	memcpy(w->out + w->olen, s, n);
+	w->olen += n;
+}
+
+/* Appends S (the length of a literal is folded at compile time). */
+static inline void put(struct lw *w, const char *s)
+{
+	put_n(w, s, strlen(s));
+}
+
+static inline void put_text(struct lw *w, const struct jtext *t)
+{
+	put_n(w, t->t, t->n);
 }
 
 static void put_json(struct lw *w, json_object *o)
 {
-	put(w, o ? json_object_to_json_string_ext(o, JFLAGS) : "null");
+	if (o) {
+		size_t n;
+		const char *t = json_object_to_json_string_length(o, JFLAGS, &n);
+
+		if (t)
+			put_n(w, t, n);
+		else
+			w->err = 1;
+	} else {
+		put(w, "null");
+	}
 	json_object_put(o);
 }
 
@@ -359,26 +420,31 @@ static void indent(struct lw *w, int depth)
 
 /* ---- streaming a step ------------------------------------------------------------------------
  *
- * Steps are the bulk of an IR, so a step is written member by member: the member names and
- * punctuation are written here, every value is encoded by json-c (scalars through reusable
- * scratch objects, everything else as small objects). Members that depend only on the step's
- * properties are serialized once and reused while consecutive steps share them. */
+ * Steps are the bulk of an IR, so a step is written member by member into one output buffer:
+ * the member names and punctuation are written here, every value is encoded by json-c (scalars
+ * through reusable scratch objects, everything else as small objects). Members that depend only
+ * on the step's properties are serialized once and reused while consecutive steps share them;
+ * node ids and short recurring strings (port names, types) are serialized once per document. */
 
 static void put_jstr_len(struct lw *w, const char *s, size_t len)
 {
+	const char *t;
+	size_t n;
+
 	if (!s) {
 		put(w, "null");
 		return;
 	}
 	if (!len) { /* json-c 0.16 leaks when a string is set to "" (tests/compile: valgrind) */
-		put(w, w->empty_str);
+		put_text(w, &w->empty_str);
 		return;
 	}
-	if (json_object_set_string_len(w->sstr, s, (int)len) != 1) {
+	if (json_object_set_string_len(w->sstr, s, (int)len) != 1 ||
+	    !(t = json_object_to_json_string_length(w->sstr, JFLAGS, &n))) {
 		w->err = 1;
 		return;
 	}
-	put(w, json_object_to_json_string_ext(w->sstr, JFLAGS));
+	put_n(w, t, n);
 }
 
 static void put_jstr(struct lw *w, const char *s)
@@ -388,41 +454,161 @@ static void put_jstr(struct lw *w, const char *s)
 
 static void put_jint(struct lw *w, int64_t v)
 {
+	struct jtext *c = v >= 0 && v < 1024 ? &w->smallint[v] : NULL;
+	const char *t;
+	size_t n;
+
+	if (c && c->t) {
+		put_text(w, c);
+		return;
+	}
 	json_object_set_int64(w->sint, v);
-	put(w, json_object_to_json_string_ext(w->sint, JFLAGS));
+	if (!(t = json_object_to_json_string_length(w->sint, JFLAGS, &n))) {
+		w->err = 1;
+		return;
+	}
+	if (c && (c->t = malloc(n + 1))) {
+		memcpy(c->t, t, n + 1);
+		c->n = n;
+	}
+	put_n(w, t, n);
 }
 
-/* Serialized text of O (consumed), malloc'd; NULL when out of memory. */
-static char *jtext(json_object *o)
+/* Sets *T to the serialized text of O (consumed, may be NULL: "null"). Returns 0, or -1 when out
+ * of memory (*T empty). */
+static int jtext(struct jtext *t, json_object *o)
 {
-	char *t = strdup(o ? json_object_to_json_string_ext(o, JFLAGS) : "null");
+	size_t n = 4;
+	const char *s = o ? json_object_to_json_string_length(o, JFLAGS, &n) : "null";
 
+	t->t = s ? malloc(n + 1) : NULL;
+	t->n = t->t ? n : 0;
+	if (t->t)
+		memcpy(t->t, s, n + 1);
 	json_object_put(o);
+	return t->t ? 0 : -1;
+}
+
+static void put_cached(struct lw *w, struct jtext *slot, json_object *fresh)
+{
+	free(slot->t);
+	if (jtext(slot, fresh) < 0)
+		w->err = 1;
+	else
+		put_text(w, slot);
+}
+
+/* A short recurring string S (a port name, a type name), serialized once: the cached text, or
+ * NULL when out of memory. */
+static struct jtext *name_text(struct lw *w, const char *s)
+{
+	struct jtext *t = stab_get(w->names, s);
+
+	if (!t) {
+		size_t len = strlen(s);
+		char *key;
+
+		if (w->nnames == w->capnames) {
+			int ncap = w->capnames ? w->capnames * 2 : 64;
+			struct jtext **nn = realloc(w->names_owned, (size_t)ncap * sizeof *nn);
+			if (!nn) {
+				w->err = 1;
+				return NULL;
+			}
+			w->names_owned = nn;
+			w->capnames = ncap;
+		}
+		/* the entry and a copy of its key in one block */
+		if (!(t = malloc(sizeof *t + len + 1))) {
+			w->err = 1;
+			return NULL;
+		}
+		key = (char *)(t + 1);
+		memcpy(key, s, len + 1);
+		if (jtext(t, json_object_new_string_len(s, (int)len)) < 0 ||
+		    stab_put(w->names, key, t) < 0) {
+			free(t->t);
+			free(t);
+			w->err = 1;
+			return NULL;
+		}
+		w->names_owned[w->nnames++] = t;
+	}
 	return t;
 }
 
-static void put_cached(struct lw *w, char **slot, json_object *fresh)
+static void put_name(struct lw *w, const char *s)
 {
-	free(*slot);
-	if (!(*slot = jtext(fresh)))
-		w->err = 1;
-	else
-		put(w, *slot);
+	struct jtext *t;
+
+	if (!s) {
+		put(w, "null");
+		return;
+	}
+	t = name_text(w, s);
+	if (t)
+		put_text(w, t);
+}
+
+/* The name of type T, serialized (cached by T's address: types never change). */
+static void put_type(struct lw *w, const struct type *t)
+{
+	size_t h = ((uintptr_t)t >> 4) & 63;
+
+	if (w->tkeys[h] != t || !w->tvals[h]) {
+		char tn[256];
+		struct jtext *j = name_text(w, type_name(t, tn, sizeof tn));
+
+		if (!j)
+			return;
+		w->tkeys[h] = t;
+		w->tvals[h] = j;
+	}
+	put_text(w, w->tvals[h]);
+}
+
+static const char *node_id(struct lw *w, const struct snode *n);
+
+/* The id of node N, serialized (cached for the entry pipeline's own nodes). */
+static void put_id(struct lw *w, const struct snode *n)
+{
+	struct jtext *t;
+	const char *id;
+	const char *s;
+	size_t len;
+
+	if (w->plen || n->pipe != w->s->entry || n->order < 0 || n->order >= w->nids) {
+		put_jstr(w, node_id(w, n));
+		return;
+	}
+	t = &w->ids[n->order];
+	if (!t->t) {
+		id = node_id(w, n);
+		if (json_object_set_string_len(w->sstr, id, (int)strlen(id)) != 1 ||
+		    !(s = json_object_to_json_string_length(w->sstr, JFLAGS, &len)) ||
+		    !(t->t = ast_alloc(w->s->arena, len + 1))) {
+			w->err = 1;
+			return;
+		}
+		memcpy(t->t, s, len + 1);
+		t->n = len;
+	}
+	put_text(w, t);
 }
 
 static void put_loc(struct lw *w, struct loc l)
 {
 	put(w, "{\"file\":");
 	if (l.file >= 0 && l.file < w->nfile_objs) {
-		if (!w->file_strs[l.file]) {
+		if (!w->file_strs[l.file].t) {
 			const char *p = diag_file_path(w->s->d, l.file);
 			json_object *o = json_object_new_string(p ? p : "");
-			if (!(w->file_strs[l.file] = jtext(o))) {
+			if (jtext(&w->file_strs[l.file], o) < 0) {
 				w->err = 1;
 				return;
 			}
 		}
-		put(w, w->file_strs[l.file]);
+		put_text(w, &w->file_strs[l.file]);
 	} else {
 		put(w, "\"\"");
 	}
@@ -448,20 +634,20 @@ static void put_value(struct lw *w, const struct sval *v)
 	switch (v->kind) {
 	case SV_PARAM:
 		put(w, "{\"param\":");
-		put_jstr(w, v->name);
+		put_name(w, v->name);
 		put(w, "}");
 		return;
 	case SV_VAR:
 		put(w, "{\"var\":");
-		put_jstr(w, v->name);
+		put_name(w, v->name);
 		put(w, "}");
 		return;
 	case SV_OUTPUT:
 	case SV_COLLECT:
 		put(w, v->kind == SV_OUTPUT ? "{\"output\":{\"node\":" : "{\"collect\":{\"node\":");
-		put_jstr(w, node_id(w, v->node));
+		put_id(w, v->node);
 		put(w, ",\"name\":");
-		put_jstr(w, v->name);
+		put_name(w, v->name);
 		put(w, "}}");
 		return;
 	case SV_CONST:
@@ -487,11 +673,10 @@ static void put_inputs(struct lw *w, const struct sport *p, int n)
 {
 	put(w, "[");
 	for (int i = 0; i < n; i++) {
-		char tn[256];
 		put(w, i ? ",{\"name\":" : "{\"name\":");
-		put_jstr(w, p[i].name);
+		put_name(w, p[i].name);
 		put(w, ",\"type\":");
-		put_jstr(w, type_name(p[i].type, tn, sizeof tn));
+		put_type(w, p[i].type);
 		put(w, type_is_artifact(p[i].type) ? ",\"kind\":\"artifact\",\"value\":" :
 						     ",\"kind\":\"param\",\"value\":");
 		put_value(w, p[i].value);
@@ -532,14 +717,14 @@ static void put_step(struct lw *w, const struct snode *n)
 	k.max_age = p->has_cache ? p->cache_max_age_ms : 0;
 
 	put(w, "{\"id\":");
-	put_jstr(w, node_id(w, n));
+	put_id(w, n);
 	put(w, ",\"kind\":\"step\",\"loc\":");
 	put_loc(w, n->loc);
 	put(w, ",\"deps\":[");
 	for (int i = 0; i < n->ndeps; i++) {
 		if (i)
 			put(w, ",");
-		put_jstr(w, node_id(w, n->deps[i].node));
+		put_id(w, n->deps[i].node);
 	}
 	put(w, "],\"when\":");
 	put_json(w, jwhen(w, n));
@@ -548,8 +733,8 @@ static void put_step(struct lw *w, const struct snode *n)
 	put(w, ",\"component\":");
 	put_jstr(w, n->comp ? n->sub_display : NULL);
 	put(w, ",\"image\":");
-	if (have && k.image == last.image && w->image_str)
-		put(w, w->image_str);
+	if (have && k.image == last.image && w->image_str.t)
+		put_text(w, &w->image_str);
 	else
 		put_cached(w, &w->image_str, jstr(p->image));
 	if (p->cmd == CMD_RUN) {
@@ -572,8 +757,8 @@ static void put_step(struct lw *w, const struct snode *n)
 		put(w, "}");
 	}
 	put(w, ",\"env\":");
-	if (have && k.env == last.env && k.nenv == last.nenv && w->env_str) {
-		put(w, w->env_str);
+	if (have && k.env == last.env && k.nenv == last.nenv && w->env_str.t) {
+		put_text(w, &w->env_str);
 	} else {
 		a = json_object_new_array_ext(p->nenv);
 		for (int i = 0; i < p->nenv; i++) {
@@ -595,8 +780,8 @@ static void put_step(struct lw *w, const struct snode *n)
 	put(w, ",\"resources\":");
 	if (have && k.has_cpu == last.has_cpu && k.cpu == last.cpu &&
 	    k.has_memory == last.has_memory && k.memory == last.memory && k.has_gpu == last.has_gpu &&
-	    k.gpu == last.gpu && w->res_str) {
-		put(w, w->res_str);
+	    k.gpu == last.gpu && w->res_str.t) {
+		put_text(w, &w->res_str);
 	} else {
 		x = json_object_new_object();
 		json_object_object_add(x, "cpu", p->has_cpu ? jstr(p->cpu) : NULL);
@@ -610,8 +795,8 @@ static void put_step(struct lw *w, const struct snode *n)
 	put(w, ",\"retry\":");
 	if (have && k.has_retry == last.has_retry && k.limit == last.limit &&
 	    k.backoff == last.backoff && k.maxb == last.maxb && k.factor == last.factor &&
-	    k.on == last.on && w->retry_str) {
-		put(w, w->retry_str);
+	    k.on == last.on && w->retry_str.t) {
+		put_text(w, &w->retry_str);
 	} else if (!p->has_retry) {
 		put_cached(w, &w->retry_str, json_object_get(w->retry_default));
 	} else {
@@ -629,13 +814,13 @@ static void put_step(struct lw *w, const struct snode *n)
 		put_cached(w, &w->retry_str, x);
 	}
 	put(w, ",\"timeout\":");
-	if (have && k.timeout == last.timeout && w->timeout_str)
-		put(w, w->timeout_str);
+	if (have && k.timeout == last.timeout && w->timeout_str.t)
+		put_text(w, &w->timeout_str);
 	else
 		put_cached(w, &w->timeout_str, jseconds(k.timeout));
 	put(w, ",\"cache\":");
-	if (have && k.enabled == last.enabled && k.max_age == last.max_age && w->cache_str) {
-		put(w, w->cache_str);
+	if (have && k.enabled == last.enabled && k.max_age == last.max_age && w->cache_str.t) {
+		put_text(w, &w->cache_str);
 	} else {
 		x = json_object_new_object();
 		json_object_object_add(x, "enabled", json_object_new_boolean(k.enabled));
@@ -643,6 +828,10 @@ static void put_step(struct lw *w, const struct snode *n)
 		put_cached(w, &w->cache_str, x);
 	}
 	put(w, ",\"placement\":");
+	if (!p->nnode_selector && !p->ntolerations && !p->nlabels) {
+		put_text(w, &w->place_empty);
+		goto volumes;
+	}
 	x = json_object_new_object();
 	json_object_object_add(x, "node_selector", jkv(p->node_selector, p->nnode_selector));
 	a = json_object_new_array_ext(p->ntolerations);
@@ -656,12 +845,8 @@ static void put_step(struct lw *w, const struct snode *n)
 	}
 	json_object_object_add(x, "tolerations", a);
 	json_object_object_add(x, "labels", jkv(p->labels, p->nlabels));
-	if (!p->nnode_selector && !p->ntolerations && !p->nlabels) {
-		json_object_put(x);
-		put(w, w->place_empty);
-	} else {
-		put_json(w, x);
-	}
+	put_json(w, x);
+volumes:
 	put(w, ",\"volumes\":");
 	if (!p->nvolumes) {
 		put(w, "[]");
@@ -683,14 +868,13 @@ static void put_step(struct lw *w, const struct snode *n)
 	for (int i = 0; i < n->noutputs; i++) {
 		static const char *const from[] = {"path", "file", "stdout"};
 		const struct sport *op = &n->outputs[i];
-		char tn[256];
 		put(w, i ? ",{\"name\":" : "{\"name\":");
-		put_jstr(w, op->name);
+		put_name(w, op->name);
 		put(w, ",\"type\":");
-		put_jstr(w, type_name(op->type, tn, sizeof tn));
+		put_type(w, op->type);
 		put(w, type_is_artifact(op->type) ? ",\"kind\":\"artifact\",\"from\":" :
 						    ",\"kind\":\"param\",\"from\":");
-		put_jstr(w, from[op->from]);
+		put_name(w, from[op->from]);
 		put(w, ",\"path\":");
 		put_jstr(w, op->from == FROM_FILE ? op->path : NULL);
 		put(w, "}");
@@ -703,11 +887,13 @@ static void put_step(struct lw *w, const struct snode *n)
 /* Writes O without its closing brace (the caller continues the object). */
 static void put_open(struct lw *w, json_object *o)
 {
-	const char *t = json_object_to_json_string_ext(o, JFLAGS);
-	size_t len = strlen(t);
+	size_t len = 0;
+	const char *t = json_object_to_json_string_length(o, JFLAGS, &len);
 
-	if (len && fwrite(t, 1, len - 1, w->f) != len - 1)
+	if (!t)
 		w->err = 1;
+	else if (len)
+		put_n(w, t, len - 1);
 	json_object_put(o);
 }
 
@@ -909,6 +1095,11 @@ int lower_ir(struct sema *s, FILE *f)
 	w.nfile_objs = diag_nfiles(s->d);
 	w.file_objs = calloc((size_t)(w.nfile_objs + 1), sizeof *w.file_objs);
 	w.file_strs = calloc((size_t)(w.nfile_objs + 1), sizeof *w.file_strs);
+	w.names = stab_new();
+	w.out = malloc(OUT_CAP);
+	w.ocap = w.out ? OUT_CAP : 0;
+	w.nids = p->nnodes;
+	w.ids = calloc((size_t)w.nids + 1, sizeof *w.ids);
 	w.sstr = json_object_new_string("");
 	w.sint = json_object_new_int64(0);
 	{
@@ -916,11 +1107,12 @@ int lower_ir(struct sema *s, FILE *f)
 		json_object_object_add(pe, "node_selector", json_object_new_object());
 		json_object_object_add(pe, "tolerations", json_object_new_array());
 		json_object_object_add(pe, "labels", json_object_new_object());
-		w.place_empty = jtext(pe);
-		w.empty_str = jtext(json_object_new_string(""));
+		if (jtext(&w.place_empty, pe) < 0 ||
+		    jtext(&w.empty_str, json_object_new_string("")) < 0)
+			w.err = 1;
 	}
-	if (!w.strings || !w.file_objs || !w.file_strs || !w.sstr || !w.sint || !w.place_empty ||
-	    !w.empty_str)
+	if (!w.strings || !w.file_objs || !w.file_strs || !w.sstr || !w.sint || !w.names ||
+	    !w.out || !w.ids)
 		w.err = 1;
 	mark_pipe(p, 0);
 	for (int i = 0; i < p->nparams; i++)
@@ -978,6 +1170,8 @@ int lower_ir(struct sema *s, FILE *f)
 		put_json(&w, x);
 	}
 	put(&w, p->noutputs ? "\n  ]\n}\n" : "]\n}\n");
+	if (w.out)
+		flush_out(&w);
 	rc = w.err || ferror(f) ? -1 : 0;
 	json_object_put(w.retry_default);
 	json_object_put(w.empty_array);
@@ -989,16 +1183,26 @@ int lower_ir(struct sema *s, FILE *f)
 	free(w.file_objs);
 	stab_free(w.strings);
 	for (int i = 0; i < w.nfile_objs; i++)
-		free(w.file_strs[i]);
+		free(w.file_strs[i].t);
 	free(w.file_strs);
-	free(w.image_str);
-	free(w.env_str);
-	free(w.res_str);
-	free(w.retry_str);
-	free(w.timeout_str);
-	free(w.cache_str);
-	free(w.place_empty);
-	free(w.empty_str);
+	free(w.image_str.t);
+	free(w.env_str.t);
+	free(w.res_str.t);
+	free(w.retry_str.t);
+	free(w.timeout_str.t);
+	free(w.cache_str.t);
+	free(w.place_empty.t);
+	free(w.empty_str.t);
+	for (int i = 0; i < w.nnames; i++) {
+		free(w.names_owned[i]->t);
+		free(w.names_owned[i]);
+	}
+	free(w.names_owned);
+	for (int i = 0; i < 1024; i++)
+		free(w.smallint[i].t);
+	stab_free(w.names);
+	free(w.ids);
+	free(w.out);
 	json_object_put(w.sstr);
 	json_object_put(w.sint);
 	free(w.prefix);

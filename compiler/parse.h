@@ -18,7 +18,8 @@
 struct ast_file *parse_text(struct ast_arena *a, struct diag *d, int file, const char *text,
 			    size_t len);
 
-/* Same as parse_text() on the text registered with diag_add_file() as FILE. */
+/* Same as parse_text() on the text registered with diag_add_file() as FILE, scanned in place
+ * (diag_file_scanbuf: no copy; the text is intact again on return). */
 struct ast_file *parse_file(struct ast_arena *a, struct diag *d, int file);
 
 /* Limits: nesting of ( [ { beyond this many levels is an E001 "nesting too deep" and stops the

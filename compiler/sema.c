@@ -54,9 +54,9 @@ void *stab_get(const struct stab *t, const char *key)
 	return NULL;
 }
 
-static int stab_grow(struct stab *t)
+/* Rehashes T into NCAP slots (a power of two larger than its count). */
+static int stab_resize(struct stab *t, size_t ncap)
 {
-	size_t ncap = t->cap ? t->cap * 2 : 16;
 	const char **nk = calloc(ncap, sizeof *nk);
 	void **nv = calloc(ncap, sizeof *nv);
 
@@ -82,11 +82,22 @@ static int stab_grow(struct stab *t)
 	return 0;
 }
 
+int stab_reserve(struct stab *t, size_t n)
+{
+	size_t ncap = t->cap ? t->cap : 16;
+
+	if (n > SIZE_MAX / 4)
+		return -1;
+	while ((n + 1) * 2 > ncap)
+		ncap *= 2;
+	return ncap == t->cap ? 0 : stab_resize(t, ncap);
+}
+
 int stab_put(struct stab *t, const char *key, void *val)
 {
 	size_t i;
 
-	if ((t->n + 1) * 2 > t->cap && stab_grow(t) < 0)
+	if ((t->n + 1) * 2 > t->cap && stab_resize(t, t->cap ? t->cap * 2 : 16) < 0)
 		return -1;
 	for (i = hash_str(key) & (t->cap - 1); t->keys[i]; i = (i + 1) & (t->cap - 1))
 		if (!strcmp(t->keys[i], key)) {

@@ -45,6 +45,10 @@ void *stab_get(const struct stab *t, const char *key);
  * out of memory. */
 int stab_put(struct stab *t, const char *key, void *val);
 
+/* Makes room for N keys in all (no rehashing until then). Returns 0, or -1 when out of memory
+ * (T unchanged). */
+int stab_reserve(struct stab *t, size_t n);
+
 /* ---- values ---------------------------------------------------------------------------- */
 
 enum sval_kind {
@@ -417,6 +421,11 @@ struct sval *sema_expr(struct sctx *cx, const struct ast_expr *e);
  * (int -> float). */
 int sema_expect(struct sctx *cx, struct sval *v, const struct type *want, const char *what);
 
+/* Same as sema_expect(), WHAT formatted from FMT only when a mismatch is reported (the common,
+ * well-typed case formats nothing). */
+int sema_expectf(struct sctx *cx, struct sval *v, const struct type *want, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Returns the error value (a static SV_ERROR). */
 struct sval *sema_error_value(void);
 
@@ -448,6 +457,15 @@ const struct sprops *sema_props_merge(struct sema *s, struct sprops *buf, const 
 /* The effective properties of step N (own > component > pipeline defaults), computed on demand
  * into *BUF (merged properties are not stored per step: a 1M-step pipeline stays small). */
 const struct sprops *sema_node_props(struct sema *s, const struct snode *n, struct sprops *buf);
+
+/* Which of image, command and timeout step N's effective properties have (what
+ * sema_node_props() would report, without merging all of them): SP_* bits. */
+enum {
+	SP_IMAGE = 1 << 0,   /* has_image */
+	SP_CMD = 1 << 1,     /* cmd != CMD_NONE */
+	SP_TIMEOUT = 1 << 2, /* has_timeout */
+};
+unsigned sema_node_props_set(const struct snode *n);
 
 /* Declares output AO of a component or inline step into *O (type, from, path). */
 void sema_output_decl(struct sctx *cx, struct sport *o, const struct ast_output *ao);

@@ -545,6 +545,9 @@ static void check_signature(struct sema *s, struct spipe *p)
 
 	if (!(p->param_tab = sema_tab(s)) || !(p->steps = sema_tab(s)))
 		return;
+	/* one entry per top-level statement at most (most are steps): no rehashing as it fills;
+	 * a failure here only means the table grows as it goes */
+	(void)stab_reserve(p->steps, (size_t)ap->nbody);
 	if (ap->nparams && !(p->params = sema_alloc(s, (size_t)ap->nparams * sizeof *p->params)))
 		return;
 	for (int i = 0; i < ap->nparams; i++) {

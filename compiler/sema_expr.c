@@ -7,6 +7,7 @@
  * are only allowed in conditions (EX_COND). */
 #include "sema.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -638,4 +639,22 @@ int sema_expect(struct sctx *cx, struct sval *v, const struct type *want, const 
 	if (v->kind == SV_CONST)
 		v->type = want;
 	return 0;
+}
+
+int sema_expectf(struct sctx *cx, struct sval *v, const struct type *want, const char *fmt, ...)
+{
+	char what[160]; /* as the callers had: messages truncate where they did */
+	va_list ap;
+
+	if (!v || v->kind == SV_ERROR || !want || want->kind == TYPE_ERROR)
+		return 0;
+	if (type_assignable(want, v->type)) {
+		if (v->kind == SV_CONST)
+			v->type = want;
+		return 0;
+	}
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return sema_expect(cx, v, want, what);
 }

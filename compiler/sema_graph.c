@@ -112,8 +112,36 @@ static void edges_of(struct sema *s, struct snode *n, const struct sval *v)
 		edges_of(s, n, v->items[i]);
 }
 
+/* Returns the number of step references in V: at most that many edges come from it. */
+static int count_refs(const struct sval *v)
+{
+	int k;
+
+	if (!v)
+		return 0;
+	k = (v->kind == SV_OUTPUT || v->kind == SV_COLLECT) && v->node;
+	for (int i = 0; i < v->nitems; i++)
+		k += count_refs(v->items[i]);
+	return k;
+}
+
 static void node_edges(struct sema *s, struct snode *n)
 {
+	if (!n->parent->owner && !n->capdeps) {
+		/* A top-level node gets its own edges only (add_edge's ancestor is the node):
+		 * size its list once instead of growing it from 4 (memory of a big pipeline). */
+		int k = count_refs(n->when) + count_refs(n->items);
+
+		for (int i = 0; i < n->nbranches; i++)
+			if (n->branches[i].c)
+				k += count_refs(n->branches[i].c->v);
+		for (int i = 0; i < n->ninputs; i++)
+			k += count_refs(n->inputs[i].value);
+		if (n->kind != SN_LOOP && n->own)
+			k += n->own->nafter;
+		if (k && (n->deps = sema_alloc(s, (size_t)k * sizeof *n->deps)))
+			n->capdeps = k;
+	}
 	for (int i = 0; i < n->nbranches; i++)
 		if (n->branches[i].c)
 			edges_of(s, n, n->branches[i].c->v);

@@ -531,7 +531,6 @@ static void check_inline(struct walk *w, struct snode *n, struct sctx *cx)
 			const struct ast_input *ai = b->u.input;
 			struct sport *in;
 			int isdup = 0;
-			char what[160];
 			for (int j = 0; j < n->ninputs; j++)
 				if (!strcmp(n->inputs[j].name, ai->name.s)) {
 					diag_error(s->d, "E102", ai->name.loc, "duplicate input '%s'",
@@ -557,8 +556,7 @@ static void check_inline(struct walk *w, struct snode *n, struct sctx *cx)
 				continue;
 			}
 			in->value = sema_expr(cx, ai->value);
-			snprintf(what, sizeof what, "input '%s'", in->name);
-			sema_expect(cx, in->value, in->type, what);
+			sema_expectf(cx, in->value, in->type, "input '%s'", in->name);
 		} else if (b->kind == AST_STMT_PROP) {
 			if (!n->own && !(n->own = sema_alloc(s, sizeof *n->own)))
 				return;
@@ -599,7 +597,6 @@ static void check_args(struct walk *w, struct snode *n, struct sctx *cx)
 	for (int i = 0; i < st->nargs; i++) {
 		const struct ast_arg *a = &st->args[i];
 		struct sport *port = NULL;
-		char wbuf[160];
 		struct sval *v;
 		int isdup = 0;
 		for (int j = 0; j < i; j++)
@@ -636,8 +633,7 @@ static void check_args(struct walk *w, struct snode *n, struct sctx *cx)
 			}
 			continue;
 		}
-		snprintf(wbuf, sizeof wbuf, "input '%s' of %s '%s'", port->name, what, callee);
-		sema_expect(cx, v, port->type, wbuf);
+		sema_expectf(cx, v, port->type, "input '%s' of %s '%s'", port->name, what, callee);
 		port->value = v;
 	}
 	for (int i = 0; i < nports; i++) {
@@ -757,8 +753,7 @@ static void check_node(struct walk *w, struct snode *n)
 {
 	struct sema *s = w->s;
 	struct sctx cx = w->cx;
-	struct sprops buf;
-	const struct sprops *props;
+	unsigned set;
 
 	cx.body = n->parent;
 	cx.is_finally = n->is_finally;
@@ -778,11 +773,11 @@ static void check_node(struct walk *w, struct snode *n)
 		return;
 	}
 	n->checked = 1;
-	props = sema_node_props(s, n, &buf);
-	if (!props->has_image)
+	set = sema_node_props_set(n);
+	if (!(set & SP_IMAGE))
 		diag_error(s->d, "E204", n->name_loc, "step '%s' has no image (set image \"...\" on "
 			   "the step, its component, or in the pipeline's defaults)", n->name);
-	if (props->cmd == CMD_NONE)
+	if (!(set & SP_CMD))
 		diag_error(s->d, "E204", n->name_loc, "step '%s' has nothing to run (add run [...] "
 			   "or script ...)", n->name);
 	sema_interp_step(s, n);

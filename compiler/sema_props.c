@@ -765,6 +765,24 @@ const struct sprops *sema_node_props(struct sema *s, const struct snode *n, stru
 	return sema_props_merge(s, buf, n->pipe->defaults, n->comp ? &n->comp->props : NULL, n->own);
 }
 
+unsigned sema_node_props_set(const struct snode *n)
+{
+	const struct sprops *lv[3] = {n->own, NULL, NULL};
+	unsigned set = 0;
+
+	if (n->kind != SN_SUB) {
+		lv[1] = n->comp ? &n->comp->props : NULL;
+		lv[2] = n->pipe->defaults;
+	}
+	for (int l = 0; l < 3; l++) {
+		if (!lv[l])
+			continue;
+		set |= (lv[l]->has_image ? SP_IMAGE : 0) | (lv[l]->cmd != CMD_NONE ? SP_CMD : 0) |
+		       (lv[l]->has_timeout ? SP_TIMEOUT : 0);
+	}
+	return set;
+}
+
 const struct sprops *sema_props_merge(struct sema *s, struct sprops *buf, const struct sprops *defs,
 				      const struct sprops *comp, const struct sprops *step)
 {

@@ -4,7 +4,8 @@
  * embedded standard library file. Loading is a depth-first walk over import statements; a file is
  * "open" while its imports are being loaded, so an import of an open file closes a cycle (E502,
  * with one note per hop). Every file record, tree and string lives in the program's arena; file
- * texts are copied into the diag collector (diag_add_file), which the parser reads from.
+ * texts are handed to the diag collector (diag_add_file_owned: no copy), which the parser scans
+ * in place.
  *
  * Import resolution:
  *   "std/x" or "std/x.kfp"  KFPC_STDLIB_PATH/std/x.kfp when that variable is set and the file
@@ -40,8 +41,8 @@ struct loader {
 	int npost;
 };
 
-/* Reads PATH into a malloc'd NUL-terminated buffer. Returns 0, or an errno value (EFBIG: too
- * large, EISDIR: a directory). */
+/* Reads PATH into a malloc'd buffer followed by two NUL bytes (as diag_add_file_owned() takes it).
+ * Returns 0, or an errno value (EFBIG: too large, EISDIR: a directory). */
 static int read_file(const char *path, char **text, size_t *len)
 {
 	struct stat st;
@@ -65,7 +66,7 @@ static int read_file(const char *path, char **text, size_t *len)
 		err = EFBIG;
 		goto out;
 	}
-	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
+	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 2 : 4096;
 	if (!(buf = malloc(cap))) {
 		err = ENOMEM;
 		goto out;
@@ -73,7 +74,7 @@ static int read_file(const char *path, char **text, size_t *len)
 	for (;;) {
 		ssize_t r;
 
-		if (n + 1 >= cap) {
+		if (n + 2 >= cap) {
 			char *nb;
 
 			if (cap > SRC_MAX_FILE_SIZE) {
@@ -87,7 +88,7 @@ static int read_file(const char *path, char **text, size_t *len)
 			buf = nb;
 			cap *= 2;
 		}
-		r = read(fd, buf + n, cap - n - 1);
+		r = read(fd, buf + n, cap - n - 2);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -99,6 +100,7 @@ static int read_file(const char *path, char **text, size_t *len)
 		n += (size_t)r;
 	}
 	buf[n] = 0;
+	buf[n + 1] = 0;
 	*text = buf;
 	*len = n;
 	buf = NULL;
@@ -137,9 +139,10 @@ static int find_key(const struct src_program *p, const char *key)
 }
 
 /* Adds a file record for TEXT (registered with diag) and parses it. Returns its index, or -1
- * when out of memory. */
+ * when out of memory. With OWNED, TEXT is a read_file() buffer that diag takes over (*OWNED is
+ * cleared once it did); otherwise diag copies TEXT. */
 static int add_file(struct loader *ld, const char *path, const char *key, int is_std,
-		    const char *text, size_t len)
+		    const char *text, size_t len, char **owned)
 {
 	struct src_program *p = ld->prog;
 	struct src_file *f;
@@ -163,8 +166,13 @@ static int add_file(struct loader *ld, const char *path, const char *key, int is
 	}
 	if (!(f = ast_alloc(p->arena, sizeof *f)))
 		return -1;
-	if ((id = diag_add_file(ld->d, path, text, len)) < 0)
+	if (owned) {
+		if ((id = diag_add_file_owned(ld->d, path, *owned, len)) < 0)
+			return -1;
+		*owned = NULL;
+	} else if ((id = diag_add_file(ld->d, path, text, len)) < 0) {
 		return -1;
+	}
 	f->file = id;
 	f->path = diag_file_path(ld->d, id);
 	f->key = ast_strndup(p->arena, key, strlen(key));
@@ -267,7 +275,7 @@ static int resolve(struct loader *ld, int fi, struct ast_import *im)
 						   s, cand, errmsg(err));
 					return -1;
 				}
-				t = add_file(ld, cand, real, 1, text, len);
+				t = add_file(ld, cand, real, 1, text, len, &text);
 				free(text);
 				return t < 0 ? -2 : t;
 			}
@@ -281,7 +289,7 @@ static int resolve(struct loader *ld, int fi, struct ast_import *im)
 				   "import '%s' not found: the standard library has no %s", s, std);
 			return -1;
 		}
-		t = add_file(ld, std, key, 1, e->text, e->len);
+		t = add_file(ld, std, key, 1, e->text, e->len, NULL);
 		return t < 0 ? -2 : t;
 	}
 	if (s[0] == '/')
@@ -307,7 +315,7 @@ static int resolve(struct loader *ld, int fi, struct ast_import *im)
 				   disk, errmsg(err));
 			return -1;
 		}
-		t = add_file(ld, disk, real, 0, text, len);
+		t = add_file(ld, disk, real, 0, text, len, &text);
 		free(text);
 	}
 	return t < 0 ? -2 : t;
@@ -463,7 +471,7 @@ int src_load(const char *path, struct diag *d, struct src_program **out)
 	ld.d = d;
 	if (!realpath(path, real))
 		snprintf(real, sizeof real, "%s", path);
-	if (add_file(&ld, path, real, 0, text, len) < 0) {
+	if (add_file(&ld, path, real, 0, text, len, &text) < 0) {
 		free(text);
 		free(ld.state);
 		src_free(ld.prog);
@@ -490,7 +498,7 @@ int src_load_text(const char *name, const char *text, size_t len, struct diag *d
 		return -1;
 	ld.d = d;
 	snprintf(key, sizeof key, "<memory>/%p", (const void *)text);
-	if (add_file(&ld, name, key, 0, text, len) < 0) {
+	if (add_file(&ld, name, key, 0, text, len, NULL) < 0) {
 		free(ld.state);
 		src_free(ld.prog);
 		return -1;

@@ -47,6 +47,12 @@ struct vec {
 	void **v;
 	int n, cap;
 };
+
+/* A growable array of names in the arena (the parts of a.b.c, used as the tree's array). */
+struct names {
+	struct ast_name *v;
+	int n, cap;
+};
 }
 
 %code provides {
@@ -93,12 +99,18 @@ struct parse_ctx {
 	size_t synth_off; /* the close bracket already reported as mismatched */
 	int depth_reported;
 	int eof_error; /* an unterminated comment or string ran to the end of the file */
+	int unterm_line; /* line of an unterminated "string" (0: none): if the next line starts a
+			  * new statement, the ( and [ opened on that line are closed silently */
 	/* result */
 	struct vec *imports, *types, *components, *pipelines, *items;
 };
 
 /* Returns the struct loc of L in CTX's file (L NULL: the current position). */
 struct loc parse_loc(struct parse_ctx *ctx, const YYLTYPE *l);
+
+/* Puts back the byte the scanner replaced by NUL after the last token it returned (flex keeps it
+ * in yy_hold_char until the next call), so a buffer scanned in place is intact again. */
+void lex_restore(void *scanner);
 
 /* Returns a span from A's start to B's end. */
 YYLTYPE parse_span(const YYLTYPE *a, const YYLTYPE *b);
@@ -127,6 +139,7 @@ static void yyerror(YYLTYPE *l, struct parse_ctx *ctx, const char *msg);
 static struct vec *vec_new(struct parse_ctx *ctx);
 static struct vec *vec_push(struct parse_ctx *ctx, struct vec *v, void *p);
 static void *vec_array(struct parse_ctx *ctx, struct vec *v, size_t size);
+static struct names *names_push(struct parse_ctx *ctx, struct names *v, struct ast_name n);
 static struct ast_name name_of(struct parse_ctx *ctx, const struct tok *t, const YYLTYPE *l);
 static struct ast_expr *mk_expr(struct parse_ctx *ctx, enum ast_expr_kind k, const YYLTYPE *l);
 static struct ast_expr *mk_string(struct parse_ctx *ctx, const struct tok *t, const YYLTYPE *l,
@@ -171,6 +184,7 @@ static void recovered(struct parse_ctx *ctx);
 	struct ast_entry *entry;
 	struct ast_map_entry *mentry;
 	struct ast_name name;
+	struct names *names;
 	int op;
 }
 
@@ -187,6 +201,9 @@ static void recovered(struct parse_ctx *ctx);
  * name or string (shift) rather than end; a name followed by '(' is a call. */
 %precedence PROP_END REF_END
 %precedence IDENT STRING '('
+%left OR
+%left AND
+%precedence NOT
 
 %type <vec> pipe_stmts body_stmts block_items params param_list constraints args arg_list
 %type <vec> call_args call_list list_items map_body pargs param_list_paren args_paren call_paren
@@ -204,11 +221,12 @@ static void recovered(struct parse_ctx *ctx);
 %type <arg> arg
 %type <entry> entry
 %type <mentry> map_entry
-%type <expr> expr or_expr and_expr unary cmp primary literal call list map value_expr
+%type <expr> expr primary call list map value_expr
 %type <expr> number opt_default param_default when_clause
 %type <type> type typename
 %type <op> cmpop
-%type <vec> pipe_body ref_parts
+%type <vec> pipe_body
+%type <names> ref_parts
 %type <ifs> else_part
 %type <output> opt_from
 %type <tok> opt_parallel
@@ -705,31 +723,18 @@ value_expr:
 	| map
 	;
 
+/* `or` binds loosest, then `and`, then `not`; a comparison joins two primaries (it does not
+ * chain). Written with precedences rather than one nonterminal per level: a value then takes
+ * three reductions instead of eight (the parser's cost per step of a big pipeline). */
 expr:
-	  or_expr
-	;
-
-or_expr:
-	  and_expr
-	| or_expr OR and_expr           { $$ = mk_op(ctx, AST_OP_OR, &@2, $1, $3, &@$); }
-	;
-
-and_expr:
-	  unary
-	| and_expr AND unary            { $$ = mk_op(ctx, AST_OP_AND, &@2, $1, $3, &@$); }
-	;
-
-unary:
-	  cmp
-	| NOT unary                     { $$ = mk_op(ctx, AST_OP_NOT, &@1, $2, NULL, &@$); }
-	;
-
-cmp:
 	  primary
 	| primary cmpop primary         { $$ = mk_op(ctx, (enum ast_op)$2, &@2, $1, $3, &@$); }
 	| primary MATCHES STRING {
 		$$ = mk_op(ctx, AST_OP_MATCHES, &@2, $1, mk_string(ctx, &$3, &@3, 0), &@$);
 	  }
+	| expr OR expr                  { $$ = mk_op(ctx, AST_OP_OR, &@2, $1, $3, &@$); }
+	| expr AND expr                 { $$ = mk_op(ctx, AST_OP_AND, &@2, $1, $3, &@$); }
+	| NOT expr                      { $$ = mk_op(ctx, AST_OP_NOT, &@1, $2, NULL, &@$); }
 	;
 
 cmpop:
@@ -742,21 +747,6 @@ cmpop:
 	;
 
 primary:
-	  literal
-	| ref_parts {
-		$$ = mk_expr(ctx, AST_EXPR_REF, &@$);
-		$$->u.ref.parts = vec_array(ctx, $1, sizeof(struct ast_name));
-		$$->u.ref.nparts = $1->n;
-	  }
-	| call
-	| list
-	| '(' expr ')' {
-		$$ = $2;
-	  }
-	| '(' error ')'                 { yyerrok; recovered(ctx); $$ = mk_expr(ctx, AST_EXPR_BOOL, &@$); }
-	;
-
-literal:
 	  STRING                        { $$ = mk_string(ctx, &$1, &@1, 0); }
 	| RAWSTRING                     { $$ = mk_string(ctx, &$1, &@1, 1); }
 	| INT                           { $$ = mk_expr(ctx, AST_EXPR_INT, &@1); $$->u.i = $1.i; }
@@ -768,19 +758,22 @@ literal:
 	  }
 	| TRUE                          { $$ = mk_expr(ctx, AST_EXPR_BOOL, &@1); $$->u.b = 1; }
 	| FALSE                         { $$ = mk_expr(ctx, AST_EXPR_BOOL, &@1); $$->u.b = 0; }
+	| ref_parts {
+		$$ = mk_expr(ctx, AST_EXPR_REF, &@$);
+		$$->u.ref.parts = $1->v;
+		$$->u.ref.nparts = $1->n;
+	  }
+	| call
+	| list
+	| '(' expr ')' {
+		$$ = $2;
+	  }
+	| '(' error ')'                 { yyerrok; recovered(ctx); $$ = mk_expr(ctx, AST_EXPR_BOOL, &@$); }
 	;
 
 ref_parts:
-	  IDENT %prec REF_END {
-		struct ast_name *n = parse_alloc(ctx, sizeof *n);
-		*n = name_of(ctx, &$1, &@1);
-		$$ = vec_push(ctx, vec_new(ctx), n);
-	  }
-	| ref_parts '.' IDENT {
-		struct ast_name *n = parse_alloc(ctx, sizeof *n);
-		*n = name_of(ctx, &$3, &@3);
-		$$ = vec_push(ctx, $1, n);
-	  }
+	  IDENT %prec REF_END           { $$ = names_push(ctx, NULL, name_of(ctx, &$1, &@1)); }
+	| ref_parts '.' IDENT           { $$ = names_push(ctx, $1, name_of(ctx, &$3, &@3)); }
 	;
 
 call:
@@ -943,6 +936,27 @@ static struct vec *vec_push(struct parse_ctx *ctx, struct vec *v, void *p)
 		v->cap = cap;
 	}
 	v->v[v->n++] = p;
+	return v;
+}
+
+/* Appends N to V (NULL: a new array). */
+static struct names *names_push(struct parse_ctx *ctx, struct names *v, struct ast_name n)
+{
+	if (!v)
+		v = parse_alloc(ctx, sizeof *v);
+	if (v->n >= v->cap) {
+		int cap = v->cap > 0 ? v->cap * 2 : 2;
+		struct ast_name *nv;
+
+		if (v->cap >= (1 << 26))
+			longjmp(ctx->fatal, 1);
+		nv = parse_alloc(ctx, (size_t)cap * sizeof *nv);
+		if (v->n)
+			memcpy(nv, v->v, (size_t)v->n * sizeof *nv);
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = n;
 	return v;
 }
 
@@ -1167,6 +1181,23 @@ static int ends_stmt(int t)
 
 #define MAX_ERRORS_PER_FILE 100
 
+/* Returns 1 if token T (value V) starts a statement: '}', a statement keyword or a property name
+ * (after an unterminated string, such a line is not a continuation of the string's line). */
+static int starts_statement(int t, const YYSTYPE *v)
+{
+	switch (t) {
+	case '}': case STEP: case IN: case OUT: case FOR: case IF: case FINALLY: case WHEN:
+		return 1;
+	case IDENT:
+		for (size_t i = 0; v->tok.s && i < sizeof props / sizeof props[0]; i++)
+			if (strcmp(v->tok.s, props[i]) == 0)
+				return 1;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 static char opener_of(int t)
 {
 	return t == '}' ? '{' : t == ')' ? '(' : '[';
@@ -1250,7 +1281,7 @@ static int yylex(YYSTYPE *v, YYLTYPE *l, struct parse_ctx *ctx)
 		*l = ctx->held_loc;
 		off = ctx->held_off;
 		len = ctx->held_len;
-		goto emit;
+		goto insert;
 	}
 	if (ctx->skip_open) {
 		/* the lookahead of a syntax error opened a group: drop the whole group */
@@ -1288,6 +1319,39 @@ got:
 		off = ctx->pos;
 		len = 0;
 	}
+insert:
+	if (ctx->unterm_line && ctx->saw_nl && t != 0) {
+		char top = ctx->depth > 0 ? ctx->stack[ctx->depth - 1] : 0;
+
+		if ((top == '(' || top == '[') &&
+		    ctx->stack_loc[ctx->depth - 1].first_line == ctx->unterm_line &&
+		    starts_statement(t, v)) {
+			/* the string swallowed the rest of its line, closing brackets included:
+			 * close them here (already reported) and keep the newline, so the statement
+			 * ends and the next line is parsed as written */
+			ctx->held = 1;
+			ctx->held_tok = t;
+			ctx->held_val = *v;
+			ctx->held_loc = *l;
+			ctx->held_off = off;
+			ctx->held_len = len;
+			memset(&v->tok, 0, sizeof v->tok);
+			l->first_line = l->last_line = ctx->last_loc.last_line;
+			l->first_column = l->last_column = ctx->last_loc.last_column;
+			t = top == '(' ? ')' : ']';
+			ctx->depth--;
+			ctx->la_synth = 1;
+			ctx->prev_inserted = ctx->la_inserted;
+			ctx->la_tok = t;
+			ctx->la_inserted = 0;
+			ctx->la_off = off;
+			ctx->la_len = 0;
+			ctx->last_ends = 1;
+			ctx->last_loc = *l;
+			return t;
+		}
+		ctx->unterm_line = 0;
+	}
 	if (ctx->last_ends && (t == 0 || (ctx->saw_nl && t != ELSE)) &&
 	    !(ctx->depth > 0 && ctx->stack[ctx->depth - 1] != '{')) {
 		ctx->held = 1;
@@ -1306,7 +1370,6 @@ got:
 		ctx->la_inserted = 1;
 		return ';';
 	}
-emit:
 	ctx->la_synth = 0;
 	if (is_close(t) && ctx->depth > 0 && !matches_top(ctx, t) && has_opener(ctx, t)) {
 		/* `[1, 2 }`: close the inner brackets first, so one missing bracket costs one error
@@ -1539,8 +1602,19 @@ static void yyerror(YYLTYPE *l, struct parse_ctx *ctx, const char *msg)
 
 /* ---- entry points ----------------------------------------------------------------------- */
 
+static struct ast_file *parse(struct ast_arena *a, struct diag *d, int file, const char *text,
+			      size_t len, char *inplace);
+
 struct ast_file *parse_text(struct ast_arena *a, struct diag *d, int file, const char *text,
 			    size_t len)
+{
+	return parse(a, d, file, text, len, NULL);
+}
+
+/* Parses TEXT; with INPLACE (TEXT itself, writable and followed by two NUL bytes) the scanner
+ * reads it without taking a copy and restores it before returning. */
+static struct ast_file *parse(struct ast_arena *a, struct diag *d, int file, const char *text,
+			      size_t len, char *inplace)
 {
 	struct parse_ctx *ctx;
 	struct ast_file *f = NULL;
@@ -1596,7 +1670,8 @@ struct ast_file *parse_text(struct ast_arena *a, struct diag *d, int file, const
 		f = NULL;
 		goto out;
 	}
-	ctx->buf = kfp_scan_bytes(text, (int)len, ctx->scanner);
+	if (!inplace || !(ctx->buf = kfp_scan_buffer(inplace, len + 2, ctx->scanner)))
+		ctx->buf = kfp_scan_bytes(text, (int)len, ctx->scanner);
 	yyparse(ctx);
 out:
 	if (f) {
@@ -1612,8 +1687,10 @@ out:
 		f->nitems = ctx->items->n;
 	}
 	if (ctx->scanner) {
-		if (ctx->buf)
+		if (ctx->buf) {
+			lex_restore(ctx->scanner); /* the byte after the last token (in place) */
 			kfp_delete_buffer(ctx->buf, ctx->scanner);
+		}
 		kfplex_destroy(ctx->scanner);
 	}
 	free(ctx->doc);
@@ -1624,11 +1701,9 @@ out:
 struct ast_file *parse_file(struct ast_arena *a, struct diag *d, int file)
 {
 	size_t len = 0;
-	const char *text = diag_file_text(d, file, &len);
+	char *text = diag_file_scanbuf(d, file, &len);
 
-	if (!text) {
-		text = "";
-		len = 0;
-	}
-	return parse_text(a, d, file, text, len);
+	if (!text)
+		return parse(a, d, file, "", 0, NULL);
+	return parse(a, d, file, text, len, text);
 }
