@@ -14,8 +14,9 @@
  *   - The environment is ours minus KFPC_SECRET_* (secrets reach a step only when it asks for
  *     them with secret()), plus the step's env, plus KFPC_RUN_ID, KFPC_STEP, KFPC_ATTEMPT.
  *   - Handles are "pid:pgid:starttime" (starttime: field 22 of /proc/PID/stat, in clock
- *     ticks since boot), so a restarted engine never kills a process that merely reuses the
- *     pid. Local attempts cannot be re-attached (they are not our children any more): reattach
+ *     ticks since boot; known without reading /proc when CLOCK_BOOTTIME shows the same tick
+ *     before and after the spawn), so a restarted engine never kills a process that merely
+ *     reuses the pid. Local attempts cannot be re-attached (they are not our children any more): reattach
  *     kills what is left of them and says they are gone.
  *   - A command that cannot be executed (not found, not executable) finishes at once with
  *     exit code 127 and the reason in its stderr log, like a shell would.
@@ -51,6 +52,7 @@ struct ljob;
 struct stream {
 	struct ljob *job;
 	int fd;              /* read end, -1 when closed */
+	int epfd;            /* the epoll set fd is in */
 	int logfd;           /* log file, -1 until the first byte */
 	char *path;          /* log file path */
 	int failed;          /* writing the log failed: drop further output */
@@ -81,6 +83,7 @@ struct exec {
 		char *name, *path;
 	} paths[16];
 	size_t npaths;
+	unsigned long long ns_per_tick; /* 1e9 / sysconf(_SC_CLK_TCK), 0 if unknown */
 };
 
 static double now_wall(void)
@@ -88,6 +91,18 @@ static double now_wall(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CLOCK_BOOTTIME in clock ticks, the unit of a process's start time in /proc/PID/stat (which
+ * the kernel takes from the same clock when it creates the process), or 0 if unknown. */
+static unsigned long long boot_ticks(const struct exec *x)
+{
+	struct timespec ts;
+
+	if (!x->ns_per_tick || clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+		return 0;
+	return ((unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec) /
+	       x->ns_per_tick;
 }
 
 /* Reads the start time (clock ticks since boot) and process group of PID from /proc.
@@ -162,6 +177,11 @@ static int local_open(const struct exec_config *cfg, struct exec **out, char *er
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	{
+		long hz = sysconf(_SC_CLK_TCK);
+		if (hz > 0 && 1000000000L % hz == 0)
+			x->ns_per_tick = (unsigned long long)(1000000000L / hz);
+	}
 	for (i = 0; environ && environ[i]; i++)
 		n++;
 	x->baseenv = calloc(n + 1, sizeof *x->baseenv);
@@ -212,10 +232,22 @@ err1:
 	return -1;
 }
 
+/* Close ST's read end. It leaves the epoll set first: closing alone is not enough, as a child
+ * being spawned holds a copy of every descriptor until its exec closes them, after posix_spawn
+ * has returned, and epoll reports events for a file while any copy is open (here, with ST's
+ * pointer after the job is freed). */
+static void stream_close_fd(struct stream *st)
+{
+	if (st->fd < 0)
+		return;
+	epoll_ctl(st->epfd, EPOLL_CTL_DEL, st->fd, NULL);
+	close(st->fd);
+	st->fd = -1;
+}
+
 static void stream_close(struct stream *st)
 {
-	if (st->fd >= 0)
-		close(st->fd);
+	stream_close_fd(st);
 	if (st->logfd >= 0)
 		close(st->logfd);
 	st->fd = st->logfd = -1;
@@ -245,8 +277,7 @@ static void stream_drain(struct stream *st)
 		if (r < 0 && errno == EAGAIN)
 			return;
 		if (r <= 0) {
-			close(st->fd); /* EOF (or an error): epoll forgets a closed fd */
-			st->fd = -1;
+			stream_close_fd(st); /* EOF (or an error) */
 			return;
 		}
 		if (st->failed)
@@ -385,6 +416,7 @@ static int stream_open(struct exec *x, struct ljob *j, struct stream *st, const 
 
 	st->job = j;
 	st->fd = st->logfd = -1;
+	st->epfd = x->epfd;
 	st->path = strdup(path ? path : "/dev/null");
 	if (!st->path) {
 		snprintf(err, errlen, "out of memory");
@@ -471,7 +503,7 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 	struct ljob *j;
 	char **env = NULL, *strs = NULL;
 	int ofd = -1, efd = -1, rc = -1, e;
-	unsigned long long st = 0;
+	unsigned long long st = 0, tick0, tick1;
 	const char *cwd = s->workdir ? s->workdir : s->scratch_dir;
 
 	if (!s->argv || !s->argv[0]) {
@@ -518,6 +550,7 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 		goto out2;
 	}
 	j->started = now_wall();
+	tick0 = boot_ticks(x);
 	{
 		const char *full = strchr(s->argv[0], '/') ? NULL : path_lookup(x, s->argv[0]);
 		e = full ? posix_spawn(&j->pid, full, &fa, &attr, s->argv, env) : -1;
@@ -528,6 +561,7 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 			e = posix_spawnp(&j->pid, s->argv[0], &fa, &attr, s->argv, env);
 		}
 	}
+	tick1 = boot_ticks(x);
 	if (e) {
 		/* like a shell: the step fails with 127 and says why in its log */
 		dprintf(efd, "kfpc: cannot execute '%s'%s%s: %s\n", s->argv[0],
@@ -549,7 +583,12 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 		x->finished = j;
 	} else {
 		j->pgid = j->pid;
-		if (proc_stat(j->pid, &st, NULL) < 0)
+		/* the child's start time lies between tick0 and tick1: when they are the same
+		 * tick, that is it, and /proc need not be read (most spawns take well under a
+		 * tick); else read it */
+		if (tick0 && tick0 == tick1)
+			st = tick0;
+		else if (proc_stat(j->pid, &st, NULL) < 0)
 			st = 0;
 		snprintf(j->pub.handle, sizeof j->pub.handle, "%d:%d:%llu", (int)j->pid,
 			 (int)j->pgid, st);

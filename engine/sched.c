@@ -15,9 +15,13 @@
  * when every instance of a scope is DONE the scope is complete and tells its owner.
  *
  * Durability: every loop round is one store batch (group commit): decisions of the round are
- * committed before any attempt of the round is spawned and before anything is printed;
- * exec handles are written in the next round's batch (resume also finds an attempt's processes
- * by their KFPC_RUN_ID/KFPC_STEP environment, so a handle lost with a crash is harmless). */
+ * committed before any attempt of the round is spawned and before anything is printed. An
+ * attempt is recorded as running (without its handle) before it is spawned; its exec handle is
+ * written with the attempt's next record, which for a short step is the one that ends it, or
+ * at the latest HANDLE_DELAY after the spawn, so a step costs one commit, not two. The attempt
+ * is reported as started only once its handle is committed (exec.h). Resume also finds an
+ * attempt's processes by their KFPC_RUN_ID/KFPC_STEP environment (docker: by labels), so a
+ * handle lost with a crash is harmless. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -46,6 +50,7 @@
 #define KILL_GRACE 5.0              /* SIGTERM -> SIGKILL, SPEC §6.6 */
 #define MAX_ITEMS 10000000          /* loop items */
 #define LOOP_WINDOW 256             /* active iterations of a loop without `parallel N` */
+#define HANDLE_DELAY 0.1            /* s: longest wait before a lone handle record commits */
 
 enum phase {
 	PH_WAIT,
@@ -87,6 +92,7 @@ struct inst {
 	unsigned char phase;   /* enum phase */
 	unsigned char counted; /* a step: counted in S->counts */
 	unsigned char from_cache;
+	unsigned char hpending; /* spawned; handle not recorded, 's' not reported yet */
 	unsigned ndeps_left;
 	int attempt, nfail;
 	char *reason;
@@ -139,8 +145,15 @@ struct sched {
 	size_t nretrying, capretrying;
 	struct inst **starting;
 	size_t nstarting, capstarting;
+	struct inst **settled;    /* steps finished this round: compacted after the commit */
+	size_t nsettled, capsettled;
+	struct inst **hq;         /* spawned attempts whose handle is still to be recorded */
+	size_t nhq, caphq;
+	double hq_since;          /* monotonic time of the oldest entry of hq */
 	struct report *reports;
 	size_t nreports, capreports;
+	size_t ncommitted;        /* reports[0..ncommitted) are committed: publish prints them */
+	size_t nsettled_committed; /* likewise settled[0..) */
 	size_t limit;
 	struct exec_resources cap, used;
 	size_t counts[PROGRESS_NSTATES];
@@ -160,6 +173,8 @@ struct sched {
 	struct cleaner *cleaner;  /* removes finished attempts' work dirs off the hot path */
 	char **spare;             /* empty work dirs of finished attempts, reused by rename */
 	size_t nspare, capspare;
+	char **useddirs;          /* work dirs of attempts that ended, looked at after the spawns */
+	size_t nuseddirs, capuseddirs;
 	struct lh_table *resume; /* name -> struct store_step * */
 	struct store_step **rsteps;
 	size_t nrsteps;
@@ -292,6 +307,11 @@ static void rec(struct sched *S, struct inst *I)
 
 	if (S->store_failed)
 		return;
+	if (I->hpending) {
+		/* this record carries the handle: the start is reported after its commit */
+		I->hpending = 0;
+		report(S, I, 's');
+	}
 	s.run = (char *)S->c->run_id;
 	s.id = I->name;
 	s.node = (char *)I->node->id;
@@ -382,21 +402,63 @@ static void batch_begin(struct sched *S)
 	}
 }
 
-/* Commit the round's batch, then print what it recorded. */
+static void attempts_free(struct store_attempt *a, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		free(a[k].reason);
+		free(a[k].stdout_path);
+		free(a[k].stderr_path);
+		free(a[k].executor);
+		free(a[k].handle);
+	}
+	free(a);
+}
+
+/* Step I finished (not failed), and its record is committed and reported: drop what nothing
+ * reads any more (its inputs, attempts and cache key are in the store; values flow on through
+ * its outputs only), so that a run keeps little memory per finished step. */
+static void compact(struct inst *I)
+{
+	json_object_put(I->inputs);
+	I->inputs = NULL;
+	attempts_free(I->atts, I->natts);
+	I->atts = NULL;
+	I->natts = 0;
+	free(I->cache_key);
+	I->cache_key = NULL;
+	free(I->cached_from);
+	I->cached_from = NULL;
+	if (!I->node->noutputs) {
+		json_object_put(I->outs);
+		I->outs = NULL;
+	}
+}
+
+/* Commit the round's batch; what it recorded is printed by publish (after the spawns, so that
+ * printing is off the path from one step's end to the next step's start). */
 static void batch_commit(struct sched *S)
 {
-	size_t k;
-
 	if (S->batch_open) {
 		S->batch_open = 0;
 		if (store_batch_end(S->c->st) < 0)
 			store_fail(S, "committing state");
 	}
 	if (S->store_failed) {
-		S->nreports = 0;
+		S->nreports = S->ncommitted = 0;
+		S->nsettled = S->nsettled_committed = 0;
 		return;
 	}
-	for (k = 0; k < S->nreports; k++) {
+	S->ncommitted = S->nreports;
+	S->nsettled_committed = S->nsettled;
+}
+
+/* Print the committed reports and compact the committed settled steps; what was recorded
+ * since the commit waits for the next one. */
+static void publish(struct sched *S)
+{
+	size_t k;
+
+	for (k = 0; k < S->ncommitted; k++) {
 		struct inst *I = S->reports[k].i;
 		char loc[512];
 		if (S->reports[k].kind == 's') {
@@ -420,7 +482,20 @@ static void batch_commit(struct sched *S)
 			progress_done(S->c->prog, I->name, st, secs, I->reason, loc, logp);
 		}
 	}
-	S->nreports = 0;
+	if (S->ncommitted) {
+		memmove(S->reports, S->reports + S->ncommitted,
+			(S->nreports - S->ncommitted) * sizeof *S->reports);
+		S->nreports -= S->ncommitted;
+		S->ncommitted = 0;
+	}
+	for (k = 0; k < S->nsettled_committed; k++)
+		compact(S->settled[k]);
+	if (S->nsettled_committed) {
+		memmove(S->settled, S->settled + S->nsettled_committed,
+			(S->nsettled - S->nsettled_committed) * sizeof *S->settled);
+		S->nsettled -= S->nsettled_committed;
+		S->nsettled_committed = 0;
+	}
 	progress_counts(S->c->prog, S->counts);
 }
 
@@ -511,7 +586,7 @@ static void rt_free(struct attempt_rt *rt);
 
 static void scope_free(struct scope *sc)
 {
-	size_t i, k;
+	size_t i;
 
 	if (!sc)
 		return;
@@ -521,14 +596,7 @@ static void scope_free(struct scope *sc)
 		free(I->reason);
 		json_object_put(I->outs);
 		json_object_put(I->inputs);
-		for (k = 0; k < I->natts; k++) {
-			free(I->atts[k].reason);
-			free(I->atts[k].stdout_path);
-			free(I->atts[k].stderr_path);
-			free(I->atts[k].executor);
-			free(I->atts[k].handle);
-		}
-		free(I->atts);
+		attempts_free(I->atts, I->natts);
 		free(I->cache_key);
 		free(I->cached_from);
 		json_object_put(I->items);
@@ -864,6 +932,9 @@ static void inst_done(struct sched *S, struct inst *I, int state, char *reason)
 	rec(S, I);
 	if (I->node->kind == IR_STEP || state == STORE_STEP_SKIPPED || state == STORE_STEP_FAILED)
 		report(S, I, 'd');
+	if (I->node->kind == IR_STEP && state != STORE_STEP_FAILED && !S->store_failed &&
+	    grow((void **)&S->settled, &S->capsettled, S->nsettled, sizeof *S->settled) == 0)
+		S->settled[S->nsettled++] = I;
 	for (k = 0; k < I->node->nusers; k++) {
 		struct inst *U = &sc->insts[I->node->users[k]];
 		if (U->ndeps_left && --U->ndeps_left == 0 && U->phase == PH_WAIT)
@@ -1798,19 +1869,38 @@ static int dir_empty(const char *path, int depth)
 
 /* A finished attempt's work dir: kept for reuse when empty (removing a directory can cost a
  * synchronous discard on the device, and holds the parent's lock while it does), else removed
- * by the cleaner. */
-static void recycle(struct sched *S, const char *path)
+ * by the cleaner. Takes P (malloc'd). */
+static void recycle(struct sched *S, char *p)
 {
-	char *p;
-
-	if (S->nspare < 64 && dir_empty(path, 0) && (p = strdup(path))) {
-		if (grow((void **)&S->spare, &S->capspare, S->nspare, sizeof *S->spare) == 0) {
-			S->spare[S->nspare++] = p;
-			return;
-		}
-		free(p);
+	if (S->nspare < 64 && dir_empty(p, 0) &&
+	    grow((void **)&S->spare, &S->capspare, S->nspare, sizeof *S->spare) == 0) {
+		S->spare[S->nspare++] = p;
+		return;
 	}
-	cleanup(S, path);
+	cleanup(S, p);
+	free(p);
+}
+
+/* Queue PATH (copied) for recycle: finished work dirs are looked at after the round's spawns,
+ * off the path from one step's end to the next one's start. */
+static void recycle_later(struct sched *S, const char *path)
+{
+	char *p = strdup(path);
+
+	if (!p || grow((void **)&S->useddirs, &S->capuseddirs, S->nuseddirs,
+			sizeof *S->useddirs) < 0) {
+		free(p);
+		cleanup(S, path);
+		return;
+	}
+	S->useddirs[S->nuseddirs++] = p;
+}
+
+static void recycle_all(struct sched *S)
+{
+	for (size_t k = 0; k < S->nuseddirs; k++)
+		recycle(S, S->useddirs[k]);
+	S->nuseddirs = 0;
 }
 
 /* Make PATH a fresh empty directory: a spare one renamed, or mkdir. */
@@ -2478,7 +2568,7 @@ static void attempt_end(struct sched *S, struct inst *I, const struct exec_resul
 	if (I->phase == PH_RUNNING)
 		running_remove(S, I);
 	if (kind == STORE_FAIL_NONE && !cancelled && rt->work)
-		recycle(S, rt->work);
+		recycle_later(S, rt->work);
 	else if (rt->outdir)
 		rm_tree(rt->outdir); /* partial outputs are useless (and may fill the disk); the
 					rest of the work dir and the logs stay for debugging */
@@ -2515,7 +2605,8 @@ static void attempt_end(struct sched *S, struct inst *I, const struct exec_resul
 	}
 	set_reason(I, NULL);
 	inst_done(S, I, STORE_STEP_SUCCEEDED, NULL);
-	if (I->cache_key) {
+	/* a step without outputs is never served from the cache (step_ready): no entry */
+	if (I->cache_key && I->node->noutputs) {
 		struct store_cache c = {0};
 		struct store_artref arts[64];
 		json_object *vals = json_object_new_object();
@@ -2627,10 +2718,27 @@ static void spawn_all(struct sched *S)
 			free(I->atts[I->natts - 1].handle);
 			I->atts[I->natts - 1].handle = strdup(job->handle);
 		}
-		rec(S, I);
-		report(S, I, 's');
+		/* the handle is recorded with the attempt's next record (see the top) */
+		if (grow((void **)&S->hq, &S->caphq, S->nhq, sizeof *S->hq) < 0) {
+			rec(S, I);
+			report(S, I, 's');
+			continue;
+		}
+		if (!S->nhq)
+			S->hq_since = mono();
+		S->hq[S->nhq++] = I;
+		I->hpending = 1;
 	}
 	S->nstarting = 0;
+}
+
+/* Record the handles still pending (in the open batch). */
+static void flush_handles(struct sched *S)
+{
+	for (size_t k = 0; k < S->nhq; k++)
+		if (S->hq[k]->hpending)
+			rec(S, S->hq[k]);
+	S->nhq = 0;
 }
 
 /* ---- cancel, timers, signals ---------------------------------------------------------- */
@@ -2876,6 +2984,16 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		read_signals(S);
 		progress_made = reap_all(S);
 		timeout = timers(S);
+		if (S->nhq) {
+			double due = S->hq_since + HANDLE_DELAY - mono();
+			if (due <= 0) {
+				flush_handles(S);
+			} else {
+				int ms = (int)(due * 1000) + 1;
+				if (timeout < 0 || ms < timeout)
+					timeout = ms;
+			}
+		}
 		progress_made += process_ready(S);
 		schedule(S);
 		batch_commit(S);
@@ -2884,6 +3002,8 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		batch_begin(S);
 		progress_made += (int)S->nstarting;
 		spawn_all(S);
+		publish(S);
+		recycle_all(S);
 		if (S->done && !S->nrunning)
 			break;
 		if (progress_made || S->rq_head)
@@ -2913,11 +3033,10 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		}
 		poll(pfd, 2, timeout);
 	}
-	if (S->batch_open) {
-		S->batch_open = 0;
-		if (store_batch_end(cfg->st) < 0)
-			store_fail(S, "committing state");
-	}
+	flush_handles(S);
+	batch_commit(S);
+	publish(S);
+	recycle_all(S);
 	if (S->store_failed) {
 		/* stop everything we started, collect it, and report the store failure */
 		double until = mono() + 10;
@@ -2946,11 +3065,13 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		}
 	}
 	progress_end(cfg->prog);
+	recycle_all(S);
 	for (k = 0; k < S->nspare; k++) {
 		cleanup(S, S->spare[k]);
 		free(S->spare[k]);
 	}
 	free(S->spare);
+	free(S->useddirs);
 	cleaner_stop(S->cleaner);
 	close(S->sfd);
 	sigprocmask(SIG_SETMASK, &S->oldmask, NULL);
@@ -2960,6 +3081,8 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 	free(S->running);
 	free(S->retrying);
 	free(S->starting);
+	free(S->hq);
+	free(S->settled);
 	free(S->reports);
 	free(S->first_failed);
 	free(S->first_failed_why);

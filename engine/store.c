@@ -7,7 +7,7 @@
  * (json-c, UTF-8, no trailing NUL) unless said otherwise. Readers ignore members they do not
  * know and default members that are missing, so members can be added without a new version.
  *
- *   meta     "schema"              -> ASCII decimal schema version, "1"
+ *   meta     "schema"              -> ASCII decimal schema version, "2"
  *            "created"             -> ASCII decimal seconds since the epoch (store creation)
  *   runs     RUNID                 -> {"id","pipeline","source","params":{..},"status":
  *                                      "running|succeeded|failed|cancelled","reason",
@@ -15,16 +15,10 @@
  *                                      yet),"executor","outputs":{..}}
  *   run_ir   RUNID                 -> the IR JSON text, byte for byte as compiled (kept apart
  *                                      so that status updates never rewrite it)
- *   steps    RUNID \0 INSTANCE     -> {"run","id","node","seq","state":"pending|running|
- *                                      succeeded|cached|failed|skipped|cancelled","reason",
- *                                      "started","finished","attempts":[{"number","started",
- *                                      "finished","exit_code","signal","fail":"|error|timeout|
- *                                      oom|infra","reason","stdout","stderr","executor",
- *                                      "handle"}],"inputs":{..},"in_arts":[[NAME,DIGEST]..],
- *                                      "outputs":{..},"out_arts":[[NAME,DIGEST]..],
- *                                      "cache_key","from_cache":bool,"cached_from"}
- *                                      All instances of a run are adjacent; "seq" (1, 2, ...
- *                                      in order of first record) gives the display order.
+ *   steps    RUNID \0 INSTANCE     -> a binary step record (below; written once or more per
+ *                                      step, so it is compact and cheap to build). All
+ *                                      instances of a run are adjacent; "seq" (1, 2, ... in
+ *                                      order of first record) gives the display order.
  *   arts     DIGEST                -> {"digest","kind":"file|dir","type","size","run","step",
  *                                      "output","created"}  (first producer; never replaced)
  *   edges    "p" \0 DIGEST \0 RUNID \0 INSTANCE \0 NAME -> "" (INSTANCE produced DIGEST as
@@ -39,12 +33,34 @@
  *
  * DIGEST is 64 lowercase hex characters (SHA-256, art.h).
  *
- * Schema version and migration: a new store gets meta "schema" = STORE_SCHEMA_VERSION. At open,
- * a store whose version is higher than this build's is refused (STORE_EVERSION: "written by a
- * newer kfpc ... upgrade kfpc"), and never modified. A lower version would be migrated in
- * place, in one write transaction, by the migration functions for each version step, before
- * anything else reads it; version 1 is the first, so there are none yet. Additive changes (new
- * members, new databases) do not change the version; a change in a key layout or in the
+ * The binary step record (schema 2). Integers are little-endian; "uvar" is an unsigned LEB128
+ * varint, "svar" a zigzag-encoded signed one; "f64" an IEEE-754 double in 8 bytes; "str" is a
+ * uvar L then L-1 bytes (L = 0: null; no NUL byte inside); "json" is a str holding JSON text
+ * (json-c); "u8" one byte.
+ *
+ *   u8 0xB2 (tag: a JSON text never starts with it), 8-byte seq (fixed size, so that it can be
+ *   read and resolved in place at commit), str run, str id, str node, u8 state (enum
+ *   store_step_state), str reason, f64 started, f64 finished, uvar nattempts, then per attempt
+ *   {svar number, f64 started, f64 finished, svar exit_code, svar signal, u8 fail (enum
+ *   store_fail_kind), str reason, str stdout, str stderr, str executor, str handle}, json
+ *   inputs, uvar n + n x (str name, str digest) in_arts, json outputs, uvar n + n x (str name,
+ *   str digest) out_arts, str cache_key, u8 from_cache, str cached_from.
+ *
+ * Readers ignore bytes after the last member they know, so members can be appended at the end
+ * without a new version. Schema 1 wrote step records as JSON text {"run","id","node","seq",
+ * "state":"pending|running|...","reason","started","finished","attempts":[{"number",
+ * "started","finished","exit_code","signal","fail","reason","stdout","stderr","executor",
+ * "handle"}],"inputs","in_arts":[[NAME,DIGEST]..],"outputs","out_arts","cache_key",
+ * "from_cache","cached_from"}; readers still accept it (told apart by the first byte).
+ *
+ * Schema version and migration: a new store gets meta "schema" = STORE_SCHEMA_VERSION (2). At
+ * open, a store whose version is higher than this build's is refused (STORE_EVERSION: "written
+ * by a newer kfpc ... upgrade kfpc"), and never modified. A lower version is migrated in place,
+ * in the open's write transaction, one version step at a time, before anything else reads it
+ * (a read-only open migrates nothing and reads the old format). Steps: 1 -> 2 (step records
+ * become binary): the old JSON step records stay readable, so only the version is rewritten;
+ * each record takes the new encoding when it is next written. Additive changes (new members,
+ * new databases) do not change the version; a change in a key layout, an encoding or the
  * meaning of a member does.
  *
  * Writes are queued as "ops" and applied in one write transaction by commit(): outside a
@@ -98,7 +114,6 @@ struct op {
 	size_t klen;
 	char *val;      /* OP_PUT */
 	size_t vlen;
-	json_object *rec; /* OP_STEP: the record (owned) */
 	int64_t seq0;     /* OP_STEP: the caller's seq (0: resolve at commit; kept for replays) */
 	char *run;        /* OP_STEP: run id (checked to exist); OP_RUN_STATUS: run id */
 	int status;       /* OP_RUN_STATUS */
@@ -360,6 +375,26 @@ static void artrefs_free(struct store_artref *a, size_t n)
 	free(a);
 }
 
+#define STEP_TAG 0xB2 /* first byte of a binary step record; JSON text never starts with it */
+#define STEP_SEQ_OFF 1 /* the fixed 8-byte seq follows the tag */
+#define STEP_HDR (1 + 8)
+
+/* 64-bit little-endian integers in records. */
+static void put_le64(unsigned char *q, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		q[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const unsigned char *q)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)q[i] << (8 * i);
+	return v;
+}
+
 /* Serialise O into a malloc'd buffer. */
 static char *dump_json(json_object *o, size_t *len)
 {
@@ -578,7 +613,17 @@ static int open_dbs(struct store *st, char *err, size_t errlen)
 				 buf);
 			return STORE_ECORRUPT;
 		}
-		/* ver < STORE_SCHEMA_VERSION: migrations go here (none: version 1 is the first). */
+		if (ver < STORE_SCHEMA_VERSION && !st->rdonly) {
+			/* 1 -> 2: step records become binary. Schema-1 records (JSON text) stay
+			 * readable (step_from_val tells them apart by their first byte) and are
+			 * rewritten in the new encoding when next written, so the migration only
+			 * records the new version, in this transaction, before anything is read. */
+			n = snprintf(buf, sizeof buf, "%d", STORE_SCHEMA_VERSION);
+			v.mv_size = n;
+			v.mv_data = buf;
+			if ((rc = mdb_put(txn, st->meta, &k, &v, 0)))
+				goto fail;
+		}
 	} else if (rc == MDB_NOTFOUND && !st->rdonly) {
 		char buf[32];
 		MDB_val ck = {7, "created"}, cv;
@@ -758,7 +803,6 @@ static void ops_clear(struct store *st)
 		free(o->val);
 		free(o->run);
 		free(o->reason);
-		json_object_put(o->rec);
 	}
 	st->nops = 0;
 }
@@ -874,7 +918,6 @@ static void op_drop(struct store *st)
 	free(o->val);
 	free(o->run);
 	free(o->reason);
-	json_object_put(o->rec);
 }
 
 /* Queue a put of KEY[klen] -> VAL[vlen] (both copied). */
@@ -917,9 +960,13 @@ static int q_putjson(struct store *st, MDB_dbi dbi, unsigned flags, const char *
  * top-level one (a '"' inside a JSON string is always escaped); the full parse is the fallback. */
 static int64_t rec_seq(const MDB_val *v)
 {
-	const char *p = memmem(v->mv_data, v->mv_size, ",\"seq\":", 7);
+	const char *p;
 	json_object *o;
 	int64_t seq;
+
+	if (v->mv_size >= STEP_HDR && *(const unsigned char *)v->mv_data == STEP_TAG)
+		return (int64_t)get_le64((const unsigned char *)v->mv_data + STEP_SEQ_OFF);
+	p = memmem(v->mv_data, v->mv_size, ",\"seq\":", 7);
 
 	if (p) {
 		const char *end = (const char *)v->mv_data + v->mv_size;
@@ -1005,8 +1052,6 @@ static int apply(struct store *st, MDB_txn *txn, struct op *o)
 	case OP_STEP: {
 		MDB_val rk = {strlen(o->run), o->run};
 		int64_t seq = o->seq0;
-		char *s;
-		size_t len;
 
 		rc = mdb_get(txn, st->runs, &rk, &old);
 		if (rc == MDB_NOTFOUND)
@@ -1021,16 +1066,10 @@ static int apply(struct store *st, MDB_txn *txn, struct op *o)
 				return rc;
 			if (seq <= 0 && (rc = next_seq(st, txn, o->run, &seq)))
 				return rc;
-			if (addint(o->rec, "seq", seq))
-				return ENOMEM;
 		}
-		if (!(s = dump_json(o->rec, &len)))
-			return ENOMEM;
-		v.mv_size = len;
-		v.mv_data = s;
-		rc = mdb_put(txn, st->steps, &k, &v, 0);
-		free(s);
-		return rc;
+		/* the record was encoded with seq0; the resolved seq is patched in place */
+		put_le64((unsigned char *)o->val + STEP_SEQ_OFF, (uint64_t)seq);
+		return mdb_put(txn, st->steps, &k, &v, 0);
 	}
 	case OP_RUN_STATUS: {
 		json_object *rec;
@@ -1532,81 +1571,7 @@ void store_run_list_free(struct store_run **runs, size_t n)
 
 /* --- steps ------------------------------------------------------------------------------ */
 
-static json_object *attempt_to_json(const struct store_attempt *a)
-{
-	json_object *o = json_object_new_object();
-
-	if (!o)
-		return NULL;
-	if (addint(o, "number", a->number) || adddbl(o, "started", a->started) ||
-	    adddbl(o, "finished", a->finished) || addint(o, "exit_code", a->exit_code) ||
-	    addint(o, "signal", a->signal) || addstr(o, "fail", store_fail_kind_name(a->fail)) ||
-	    addstr(o, "reason", a->reason) || addstr(o, "stdout", a->stdout_path) ||
-	    addstr(o, "stderr", a->stderr_path) || addstr(o, "executor", a->executor) ||
-	    addstr(o, "handle", a->handle)) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-static json_object *step_to_json(const struct store_step *s)
-{
-	json_object *o = json_object_new_object(), *arr = NULL, *ia = NULL, *oa = NULL;
-
-	if (!o)
-		return NULL;
-	if (!(arr = json_object_new_array()))
-		goto err;
-	for (size_t i = 0; i < s->nattempts; i++) {
-		json_object *a = attempt_to_json(&s->attempts[i]);
-		if (!a || json_object_array_add(arr, a)) {
-			json_object_put(a);
-			goto err;
-		}
-	}
-	if (!(ia = artrefs_to_json(s->in_arts, s->nin_arts)) ||
-	    !(oa = artrefs_to_json(s->out_arts, s->nout_arts)))
-		goto err;
-	if (addstr(o, "run", s->run) || addstr(o, "id", s->id) ||
-	    addstr(o, "node", s->node ? s->node : s->id) ||
-	    addint(o, "seq", s->seq > 0 ? s->seq : 0) || /* 0: resolved at commit (apply) */
-	    addstr(o, "state", store_step_state_name(s->state)) ||
-	    addstr(o, "reason", s->reason) || adddbl(o, "started", s->started) ||
-	    adddbl(o, "finished", s->finished))
-		goto err;
-	if (json_object_object_add(o, "attempts", arr)) {
-		arr = NULL;
-		goto err;
-	}
-	arr = NULL;
-	if (addobj(o, "inputs", s->inputs))
-		goto err;
-	if (json_object_object_add(o, "in_arts", ia)) {
-		ia = NULL;
-		goto err;
-	}
-	ia = NULL;
-	if (addobj(o, "outputs", s->outputs))
-		goto err;
-	if (json_object_object_add(o, "out_arts", oa)) {
-		oa = NULL;
-		goto err;
-	}
-	oa = NULL;
-	if (addstr(o, "cache_key", s->cache_key) ||
-	    json_object_object_add(o, "from_cache", json_object_new_boolean(s->from_cache)) ||
-	    addstr(o, "cached_from", s->cached_from))
-		goto err;
-	return o;
-err:
-	json_object_put(arr);
-	json_object_put(ia);
-	json_object_put(oa);
-	json_object_put(o);
-	return NULL;
-}
-
+/* Decode a schema-1 step record (JSON text, still read: see the migration rule). */
 static struct store_step *step_from_json(json_object *o)
 {
 	struct store_step *s = calloc(1, sizeof *s);
@@ -1665,6 +1630,378 @@ err:
 	return NULL;
 }
 
+/* --- the binary step record (schema 2, see the top of this file) --------------------------- */
+
+
+/* A growable output buffer; `failed` is set when an allocation failed. */
+struct wbuf {
+	unsigned char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static unsigned char *wb_room(struct wbuf *b, size_t n)
+{
+	if (b->failed)
+		return NULL;
+	if (b->len + n > b->cap) {
+		size_t nc = b->cap ? b->cap : 256;
+		unsigned char *q;
+		while (nc < b->len + n)
+			nc *= 2;
+		if (!(q = realloc(b->p, nc))) {
+			b->failed = 1;
+			return NULL;
+		}
+		b->p = q;
+		b->cap = nc;
+	}
+	return b->p + b->len;
+}
+
+static void wb_bytes(struct wbuf *b, const void *s, size_t n)
+{
+	unsigned char *q = wb_room(b, n);
+
+	if (q) {
+		if (n)
+			memcpy(q, s, n);
+		b->len += n;
+	}
+}
+
+static void wb_u8(struct wbuf *b, unsigned v)
+{
+	unsigned char c = (unsigned char)v;
+
+	wb_bytes(b, &c, 1);
+}
+
+static void wb_uvar(struct wbuf *b, uint64_t v)
+{
+	unsigned char t[10];
+	size_t n = 0;
+
+	do {
+		t[n] = (unsigned char)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			t[n] |= 0x80;
+		n++;
+	} while (v);
+	wb_bytes(b, t, n);
+}
+
+static void wb_svar(struct wbuf *b, int64_t v)
+{
+	wb_uvar(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); /* zigzag */
+}
+
+static void wb_f64(struct wbuf *b, double d)
+{
+	uint64_t u;
+	unsigned char t[8];
+
+	memcpy(&u, &d, sizeof u);
+	put_le64(t, u);
+	wb_bytes(b, t, 8);
+}
+
+/* A string: uvarint length + 1 (0: NULL), then the bytes without a NUL. */
+static void wb_str(struct wbuf *b, const char *s)
+{
+	size_t n;
+
+	if (!s) {
+		wb_uvar(b, 0);
+		return;
+	}
+	n = strlen(s);
+	wb_uvar(b, (uint64_t)n + 1);
+	wb_bytes(b, s, n);
+}
+
+/* A JSON value as its json-c text (a string), or NULL. */
+static void wb_json(struct wbuf *b, json_object *o)
+{
+	const char *s;
+	size_t n;
+
+	if (!o) {
+		wb_uvar(b, 0);
+		return;
+	}
+	s = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	if (!s) {
+		b->failed = 1;
+		return;
+	}
+	wb_uvar(b, (uint64_t)n + 1);
+	wb_bytes(b, s, n);
+}
+
+static void wb_artrefs(struct wbuf *b, const struct store_artref *a, size_t n)
+{
+	wb_uvar(b, n);
+	for (size_t i = 0; i < n; i++) {
+		wb_str(b, a[i].name ? a[i].name : "");
+		wb_str(b, a[i].digest ? a[i].digest : "");
+	}
+}
+
+/* Encode step S into a malloc'd buffer (*len bytes); the seq field holds S->seq (0 when it is
+ * to be resolved at commit). NULL when out of memory. */
+static unsigned char *step_encode(const struct store_step *s, size_t *len)
+{
+	struct wbuf b = {0};
+	unsigned char *q;
+
+	if ((q = wb_room(&b, STEP_HDR))) {
+		q[0] = STEP_TAG;
+		put_le64(q + STEP_SEQ_OFF, (uint64_t)(s->seq > 0 ? s->seq : 0));
+		b.len = STEP_HDR;
+	}
+	wb_str(&b, s->run);
+	wb_str(&b, s->id);
+	wb_str(&b, s->node ? s->node : s->id);
+	wb_u8(&b, s->state);
+	wb_str(&b, s->reason);
+	wb_f64(&b, s->started);
+	wb_f64(&b, s->finished);
+	wb_uvar(&b, s->nattempts);
+	for (size_t i = 0; i < s->nattempts; i++) {
+		const struct store_attempt *a = &s->attempts[i];
+		wb_svar(&b, a->number);
+		wb_f64(&b, a->started);
+		wb_f64(&b, a->finished);
+		wb_svar(&b, a->exit_code);
+		wb_svar(&b, a->signal);
+		wb_u8(&b, a->fail);
+		wb_str(&b, a->reason);
+		wb_str(&b, a->stdout_path);
+		wb_str(&b, a->stderr_path);
+		wb_str(&b, a->executor);
+		wb_str(&b, a->handle);
+	}
+	wb_json(&b, s->inputs);
+	wb_artrefs(&b, s->in_arts, s->nin_arts);
+	wb_json(&b, s->outputs);
+	wb_artrefs(&b, s->out_arts, s->nout_arts);
+	wb_str(&b, s->cache_key);
+	wb_u8(&b, s->from_cache ? 1 : 0);
+	wb_str(&b, s->cached_from);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
+/* A reader over one record; `bad` is set at the first overrun or malformed field. */
+struct rbuf {
+	const unsigned char *p, *end;
+	int bad;
+	int nomem;
+};
+
+static const unsigned char *rb_take(struct rbuf *r, size_t n)
+{
+	const unsigned char *q = r->p;
+
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	r->p += n;
+	return q;
+}
+
+static unsigned rb_u8(struct rbuf *r)
+{
+	const unsigned char *q = rb_take(r, 1);
+
+	return q ? *q : 0;
+}
+
+static uint64_t rb_uvar(struct rbuf *r)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 64; shift += 7) {
+		const unsigned char *q = rb_take(r, 1);
+		if (!q)
+			return 0;
+		v |= (uint64_t)(*q & 0x7f) << shift;
+		if (!(*q & 0x80))
+			return v;
+	}
+	r->bad = 1;
+	return 0;
+}
+
+static int64_t rb_svar(struct rbuf *r)
+{
+	uint64_t u = rb_uvar(r);
+
+	return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+static double rb_f64(struct rbuf *r)
+{
+	const unsigned char *q = rb_take(r, 8);
+	uint64_t u;
+	double d;
+
+	if (!q)
+		return 0;
+	u = get_le64(q);
+	memcpy(&d, &u, sizeof d);
+	return d;
+}
+
+/* A malloc'd copy of the next string (NULL for a NULL string or on error). */
+static char *rb_str(struct rbuf *r)
+{
+	uint64_t n = rb_uvar(r);
+	const unsigned char *q;
+	char *s;
+
+	if (!n || r->bad)
+		return NULL;
+	if (!(q = rb_take(r, (size_t)(n - 1))))
+		return NULL;
+	if (memchr(q, 0, (size_t)(n - 1))) {
+		r->bad = 1;
+		return NULL;
+	}
+	if (!(s = malloc((size_t)n))) {
+		r->nomem = r->bad = 1;
+		return NULL;
+	}
+	memcpy(s, q, (size_t)(n - 1));
+	s[n - 1] = 0;
+	return s;
+}
+
+static json_object *rb_json(struct rbuf *r)
+{
+	uint64_t n = rb_uvar(r);
+	const unsigned char *q;
+	json_object *o;
+
+	if (!n || r->bad)
+		return NULL;
+	if (!(q = rb_take(r, (size_t)(n - 1))))
+		return NULL;
+	if (!(o = parse_json((const char *)q, (size_t)(n - 1))))
+		r->bad = 1;
+	return o;
+}
+
+static int rb_artrefs(struct rbuf *r, struct store_artref **out, size_t *n)
+{
+	uint64_t len = rb_uvar(r);
+
+	*out = NULL;
+	*n = 0;
+	if (r->bad || !len)
+		return 0;
+	if (len > (uint64_t)(r->end - r->p) / 2) { /* each pair takes 2 bytes at least */
+		r->bad = 1;
+		return -1;
+	}
+	if (!(*out = calloc((size_t)len, sizeof **out))) {
+		r->nomem = r->bad = 1;
+		return -1;
+	}
+	for (size_t i = 0; i < len && !r->bad; i++) {
+		(*out)[i].name = rb_str(r);
+		(*out)[i].digest = rb_str(r);
+		*n = i + 1;
+		if (!(*out)[i].name || !(*out)[i].digest)
+			r->bad = 1;
+	}
+	return r->bad ? -1 : 0;
+}
+
+/* Decode a binary step record; NULL if it is malformed or memory ran out. Bytes after the
+ * known members are ignored (members a later build appended). */
+static struct store_step *step_decode(const unsigned char *p, size_t len)
+{
+	struct rbuf r = {p, p + len, 0, 0};
+	struct store_step *s;
+	uint64_t n;
+
+	if (len < STEP_HDR || p[0] != STEP_TAG || !(s = calloc(1, sizeof *s)))
+		return NULL;
+	s->seq = (int64_t)get_le64(p + STEP_SEQ_OFF);
+	r.p += STEP_HDR;
+	s->run = rb_str(&r);
+	s->id = rb_str(&r);
+	s->node = rb_str(&r);
+	s->state = (enum store_step_state)rb_u8(&r);
+	if ((unsigned)s->state > STORE_STEP_CANCELLED)
+		s->state = STORE_STEP_FAILED;
+	s->reason = rb_str(&r);
+	s->started = rb_f64(&r);
+	s->finished = rb_f64(&r);
+	n = rb_uvar(&r);
+	if (!r.bad && n) {
+		/* an attempt takes 25 bytes at least */
+		if (n > (uint64_t)(r.end - r.p) / 25 ||
+		    !(s->attempts = calloc((size_t)n, sizeof *s->attempts)))
+			goto err;
+		for (size_t i = 0; i < n && !r.bad; i++) {
+			struct store_attempt *t = &s->attempts[i];
+			unsigned k;
+
+			s->nattempts = i + 1;
+			t->number = (int)rb_svar(&r);
+			t->started = rb_f64(&r);
+			t->finished = rb_f64(&r);
+			t->exit_code = (int)rb_svar(&r);
+			t->signal = (int)rb_svar(&r);
+			k = rb_u8(&r);
+			t->fail = k > STORE_FAIL_INFRA ? STORE_FAIL_INFRA : (enum store_fail_kind)k;
+			t->reason = rb_str(&r);
+			t->stdout_path = rb_str(&r);
+			t->stderr_path = rb_str(&r);
+			t->executor = rb_str(&r);
+			t->handle = rb_str(&r);
+		}
+	}
+	s->inputs = rb_json(&r);
+	rb_artrefs(&r, &s->in_arts, &s->nin_arts);
+	s->outputs = rb_json(&r);
+	rb_artrefs(&r, &s->out_arts, &s->nout_arts);
+	s->cache_key = rb_str(&r);
+	s->from_cache = rb_u8(&r) ? 1 : 0;
+	s->cached_from = rb_str(&r);
+	if (r.bad || !s->run || !s->id)
+		goto err;
+	return s;
+err:
+	store_step_free(s);
+	return NULL;
+}
+
+/* Decode a step record of either encoding (binary, or JSON text from schema 1). */
+static struct store_step *step_from_val(const MDB_val *v)
+{
+	json_object *o;
+	struct store_step *s;
+
+	if (v->mv_size && *(const unsigned char *)v->mv_data == STEP_TAG)
+		return step_decode(v->mv_data, v->mv_size);
+	if (!(o = parse_json(v->mv_data, v->mv_size)))
+		return NULL;
+	s = step_from_json(o);
+	json_object_put(o);
+	return s;
+}
+
 static int q_edge(struct store *st, const char *kind, const char *digest, const char *run,
 		  const char *step, const char *name)
 {
@@ -1687,20 +2024,21 @@ int store_step_put(struct store *st, const struct store_step *s)
 {
 	size_t mark = st->nops;
 	struct op *o;
-	json_object *rec;
-	size_t klen;
+	unsigned char *val;
+	size_t klen, vlen;
 	int rc;
 
 	if ((rc = wcheck(st)) || (rc = check_id(st, "run", s->run)) ||
 	    (rc = check_id(st, "step", s->id)))
 		return finish(st, mark, rc);
-	if (!(rec = step_to_json(s)))
+	if (!(val = step_encode(s, &vlen)))
 		return finish(st, mark, seterr(st, STORE_ENOMEM, "out of memory"));
 	if (!(o = op_new(st, OP_STEP, st->steps, 0, "step"))) {
-		json_object_put(rec);
+		free(val);
 		return finish(st, mark, seterr(st, STORE_ENOMEM, "out of memory"));
 	}
-	o->rec = rec;
+	o->val = (char *)val;
+	o->vlen = vlen;
 	o->seq0 = s->seq > 0 ? s->seq : 0;
 	if (!(o->key = mkkey(&klen, 2, s->run, s->id)) || !(o->run = strdup(s->run))) {
 		op_drop(st);
@@ -1718,7 +2056,6 @@ int store_step_get(struct store *st, const char *run, const char *id, struct sto
 {
 	MDB_txn *txn;
 	MDB_val k, v;
-	json_object *o;
 	size_t klen;
 	char *key;
 	int rc;
@@ -1742,15 +2079,12 @@ int store_step_get(struct store *st, const char *run, const char *id, struct sto
 			return seterr(st, STORE_ENOENT, "run '%s' has no step '%s'", run, id);
 		return mdberr(st, rc, "read a step");
 	}
-	o = parse_json(v.mv_data, v.mv_size);
+	*out = step_from_val(&v);
 	mdb_txn_abort(txn);
 	free(key);
-	if (!o || !(*out = step_from_json(o))) {
-		json_object_put(o);
+	if (!*out)
 		return seterr(st, STORE_ECORRUPT, "step '%s' of run '%s': undecodable record", id,
 			      run);
-	}
-	json_object_put(o);
 	return 0;
 }
 
@@ -1786,14 +2120,11 @@ int store_step_list(struct store *st, const char *run, struct store_step ***out,
 	k.mv_data = (void *)run;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		json_object *o;
 		struct store_step *s;
 
 		if (k.mv_size < plen || memcmp(k.mv_data, run, plen))
 			break;
-		o = parse_json(v.mv_data, v.mv_size);
-		s = o ? step_from_json(o) : NULL;
-		json_object_put(o);
+		s = step_from_val(&v);
 		if (!s)
 			continue;
 		if (ns == cap) {

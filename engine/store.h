@@ -78,7 +78,7 @@ enum {
 };
 
 /* The schema version this build writes (see store.c). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Longest id (run id, step instance id, output name) the store accepts, in bytes. Keys are
  * built from ids joined by NUL bytes and LMDB keys are at most 511 bytes. */

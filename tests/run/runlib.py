@@ -58,7 +58,21 @@ def run_id(stdout):
     return m.group(1) if m else None
 
 
+def killed(pid):
+    """True if PID has a SIGKILL pending: it is gone as soon as it gets a CPU (on a busy machine
+    that can be after kfpc has exited)."""
+    try:
+        with open("/proc/%s/status" % pid) as f:
+            for line in f:
+                if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & 0x100:
+                    return True
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
 def leftovers(rid):
+    """Live processes carrying KFPC_RUN_ID=RID (zombies and killed ones do not count)."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -70,7 +84,8 @@ def leftovers(rid):
                 st = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if st != "Z" and ("KFPC_RUN_ID=%s" % rid).encode() in env:
+        if st not in ("Z", "X") and ("KFPC_RUN_ID=%s" % rid).encode() in env and \
+                not killed(pid):
             found.append(int(pid))
     return found
 

@@ -76,7 +76,7 @@ def main():
             p = subprocess.run([KFPC] + args + ["--state", newer], cwd=TMP,
                                capture_output=True, timeout=60)
             err = p.stderr.decode(errors="replace")
-            check(p.returncode in (1, 2) and "was written by a newer kfpc (schema 99 > 1)" in err,
+            check(p.returncode in (1, 2) and "was written by a newer kfpc (schema 99 > 2)" in err,
                   "kfpc %s refuses a newer store (exit %d): %s" % (args[0], p.returncode, err))
     else:
         print("note: mdb_load not installed; schema version check skipped", file=sys.stderr)
