@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <spawn.h>
@@ -31,20 +33,29 @@ int cmd_remote_main(int argc, char **argv);
 /* Returns 1 if NAME is a command cmd_remote knows. */
 int cmd_remote_wants(const char *name);
 
+/* Returns the server named without --server ($KFPC_SERVER, else the config file's
+ * "server = URL"), malloc'd, or NULL. */
+char *cmd_remote_configured_server(void);
+
+/* Prints the usage of remote command NAME (every command when NAME is NULL or unknown) to F. */
+void cmd_remote_usage(const char *name, FILE *f);
+
 static const char remote_usage[] =
 	"usage: kfpc --server URL COMMAND [ARGS]   (token: $KFPC_TOKEN or the config file)\n"
 	"  submit FILE.kfp|IR.json [-p NAME=VALUE]... [--name NAME] [--pipeline ENTRY] [--no-run]\n"
 	"         (also `run`; the .kfp files beside FILE go along for its relative imports)\n"
 	"  runs [--pipeline P] [--state S] [--schedule ID] [--limit N] [--cursor C]\n"
-	"  show RUN                      a run with its steps\n"
+	"  show RUN                      a run with its steps, timings and outputs (RUN: an id or\n"
+	"                                a unique prefix, for every command)\n"
 	"  logs RUN STEP [-f] [--stderr] [--attempt N]\n"
 	"  cancel RUN | retry RUN | delete RUN\n"
 	"  pipelines\n"
 	"  schedule create PIPELINE --cron EXPR [--tz ZONE] [-p NAME=VALUE]... [--max-concurrent N]\n"
 	"                  [--policy skip|catchup] [--version N] [--paused]\n"
 	"  schedule list | schedule pause ID | schedule resume ID | schedule delete ID\n"
-	"  artifact get DIGEST|RUN/STEP/OUTPUT -o PATH   (a directory artifact is unpacked into PATH)\n"
-	"  lineage DIGEST\n"
+	"  artifact get DIGEST|RUN/STEP/OUTPUT -o PATH|-  (a directory artifact is unpacked into PATH;\n"
+	"               with -o - the bytes go to stdout, a directory as a tar stream)\n"
+	"  lineage DIGEST|RUN/STEP/OUTPUT   what produced an artifact, and from which inputs\n"
 	"  whoami\n"
 	"Add --json anywhere to print the server's JSON answer as is.\n";
 
@@ -54,7 +65,26 @@ struct client {
 	int json;       /* --json: print raw answers */
 	CURL *curl;
 	char ctype[128]; /* Content-Type of the last answer */
+	char cached_from[512]; /* X-Kfpc-Cached-From of the last answer (a cached step's logs) */
 };
+
+/* libcurl header callback: keeps X-Kfpc-Cached-From in the client UD. */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct client *c = ud;
+	size_t len = size * n;
+	static const char name[] = "x-kfpc-cached-from:";
+
+	if (len > sizeof name && !strncasecmp(p, name, sizeof name - 1)) {
+		size_t off = sizeof name - 1, end = len;
+		while (off < len && (p[off] == ' ' || p[off] == '\t'))
+			off++;
+		while (end > off && (p[end - 1] == '\r' || p[end - 1] == '\n' || p[end - 1] == ' '))
+			end--;
+		snprintf(c->cached_from, sizeof c->cached_from, "%.*s", (int)(end - off), p + off);
+	}
+	return len;
+}
 
 struct buf {
 	char *p;
@@ -115,6 +145,9 @@ static long request(struct client *c, const char *method, const char *path, json
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
+	c->cached_from[0] = 0;
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	if (c->token) {
@@ -338,6 +371,8 @@ static int do_submit(struct client *c, int argc, char **argv)
 		json_object_object_add(body, "name", json_object_new_string(name));
 	if (entry)
 		json_object_object_add(body, "pipeline", json_object_new_string(entry));
+	if (!norun) /* checked before the version is recorded: a refused submit records nothing */
+		json_object_object_add(body, "params", json_object_get(params));
 	st = request(c, "POST", "/api/v1/pipelines", body, &ans, NULL);
 	if (st == 422) {
 		if (c->json)
@@ -439,16 +474,111 @@ static int do_runs(struct client *c, int argc, char **argv)
 	return 0;
 }
 
+/* A duration as the local `kfpc show` prints it: "850ms", "12.3s", "4m05s", "2h03m". */
+static const char *fmt_dur(double d, char buf[32])
+{
+	if (d < 0)
+		d = 0;
+	if (d < 1)
+		snprintf(buf, 32, "%dms", (int)(d * 1000 + 0.5));
+	else if (d < 60)
+		snprintf(buf, 32, "%.1fs", d);
+	else if (d < 3600)
+		snprintf(buf, 32, "%dm%02ds", (int)d / 60, (int)d % 60);
+	else
+		snprintf(buf, 32, "%dh%02dm", (int)d / 3600, ((int)d % 3600) / 60);
+	return buf;
+}
+
+static double jd(json_object *o, const char *k)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, k, &v) && v ? json_object_get_double(v) : 0;
+}
+
+static const char *jtext(json_object *v)
+{
+	return v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+						     JSON_C_TO_STRING_NOSLASHESCAPE)
+		 : "null";
+}
+
+/* The exit column of attempt A: "0", "sig 9", or "-". */
+static const char *attempt_exit(json_object *a, char buf[32])
+{
+	if (!a || jd(a, "finished") <= 0)
+		return "-";
+	if ((int)jd(a, "signal"))
+		snprintf(buf, 32, "sig %d", (int)jd(a, "signal"));
+	else if ((int)jd(a, "exit_code") >= 0)
+		snprintf(buf, 32, "%d", (int)jd(a, "exit_code"));
+	else
+		return "-";
+	return buf;
+}
+
+/* Prints the details of step S as the local `kfpc show` does (inputs, outputs, artifacts, cache
+ * provenance, attempts when there was more than one or one failed). */
+static void show_step_details(json_object *s)
+{
+	json_object *att = NULL, *ins = NULL, *outs = NULL, *ia = NULL, *oa = NULL;
+	char tb[32], db[32];
+	size_t k, na;
+	int show_att;
+
+	json_object_object_get_ex(s, "attempts", &att);
+	json_object_object_get_ex(s, "inputs", &ins);
+	json_object_object_get_ex(s, "outputs", &outs);
+	json_object_object_get_ex(s, "input_artifacts", &ia);
+	json_object_object_get_ex(s, "artifacts", &oa);
+	na = att ? json_object_array_length(att) : 0;
+	show_att = na > 1 || (na == 1 && strcmp(js(json_object_array_get_idx(att, 0), "fail"), "none"));
+	if (!(ins && json_object_object_length(ins)) && !(outs && json_object_object_length(outs)) &&
+	    !(ia && json_object_array_length(ia)) && !(oa && json_object_array_length(oa)) &&
+	    !show_att && !*js(s, "cached_from"))
+		return;
+	printf("\n%s\n", js(s, "id"));
+	if (*js(s, "cached_from"))
+		printf("    cached from %s\n", js(s, "cached_from"));
+	if (ins && json_object_is_type(ins, json_type_object)) {
+		json_object_object_foreach(ins, key, val)
+			printf("    in  %s = %s\n", key, jtext(val));
+	}
+	for (k = 0; ia && k < json_object_array_length(ia); k++)
+		printf("    in  %s = %.12s\n", js(json_object_array_get_idx(ia, k), "name"),
+		       js(json_object_array_get_idx(ia, k), "digest"));
+	if (outs && json_object_is_type(outs, json_type_object)) {
+		json_object_object_foreach(outs, key, val)
+			printf("    out %s = %s\n", key, jtext(val));
+	}
+	for (k = 0; oa && k < json_object_array_length(oa); k++)
+		printf("    out %s = %.12s\n", js(json_object_array_get_idx(oa, k), "name"),
+		       js(json_object_array_get_idx(oa, k), "digest"));
+	for (k = 0; show_att && k < na; k++) {
+		json_object *a = json_object_array_get_idx(att, k);
+		time_t t0 = (time_t)jd(a, "started");
+		struct tm tm;
+		int fail = strcmp(js(a, "fail"), "none") != 0;
+		if (!localtime_r(&t0, &tm) || !strftime(tb, sizeof tb, "%Y-%m-%d %H:%M:%S", &tm))
+			snprintf(tb, sizeof tb, "-");
+		printf("    attempt %s  %s  %s  exit %s%s%s%s%s\n", js(a, "number"), tb,
+		       jd(a, "finished") > 0 ? fmt_dur(jd(a, "finished") - jd(a, "started"), db)
+					     : "running",
+		       attempt_exit(a, db), fail ? "  " : "", fail ? js(a, "fail") : "",
+		       *js(a, "reason") ? ": " : "", js(a, "reason"));
+	}
+}
+
 static int do_show(struct client *c, int argc, char **argv)
 {
-	char url[1024];
-	json_object *ans = NULL, *steps;
-	size_t i;
+	char url[1024], db[32], eb[32];
+	json_object *ans = NULL, *steps = NULL, *params = NULL, *outs = NULL;
+	size_t i, n;
 	long st;
-	int rc;
+	int rc, w = 4;
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: kfpc --server URL show RUN\n");
+		fprintf(stderr, "usage: kfpc --server URL show RUN   (RUN may be a unique prefix)\n");
 		return 2;
 	}
 	snprintf(url, sizeof url, "/api/v1/runs/%s?steps=1", argv[1]);
@@ -460,23 +590,66 @@ static int do_show(struct client *c, int argc, char **argv)
 	}
 	if (c->json) {
 		print_json(ans);
-	} else {
-		printf("run       %s\npipeline  %s (version %s)\nstate     %s%s%s\ncreated   %s\n",
-		       js(ans, "id"), js(ans, "pipeline"), js(ans, "version"), js(ans, "state"),
-		       *js(ans, "reason") ? ": " : "", js(ans, "reason"), js(ans, "created"));
-		if (*js(ans, "finished"))
-			printf("finished  %s\n", js(ans, "finished"));
-		printf("params    %s\n", js(ans, "params"));
-		if (json_object_object_get_ex(ans, "steps", &steps) && json_object_array_length(steps)) {
-			printf("\n%-30s %-10s %-8s %s\n", "STEP", "STATE", "ATTEMPTS", "REASON");
-			for (i = 0; i < json_object_array_length(steps); i++) {
-				json_object *s = json_object_array_get_idx(steps, i), *a;
-				json_object_object_get_ex(s, "attempts", &a);
-				printf("%-30s %-10s %-8zu %s\n", js(s, "id"), js(s, "state"),
-				       a ? json_object_array_length(a) : 0, js(s, "reason"));
-			}
+		goto done;
+	}
+	printf("run       %s\npipeline  %s (version %s)\nstatus    %s%s%s\n", js(ans, "id"),
+	       js(ans, "pipeline"), js(ans, "version"), js(ans, "state"),
+	       *js(ans, "reason") ? ": " : "", js(ans, "reason"));
+	if (*js(ans, "executor"))
+		printf("executor  %s\n", js(ans, "executor"));
+	printf("created   %s\n", js(ans, "created"));
+	if (*js(ans, "finished"))
+		printf("finished  %s\n", js(ans, "finished"));
+	if (json_object_object_get_ex(ans, "duration", NULL))
+		printf("duration  %s\n", fmt_dur(jd(ans, "duration"), db));
+	else
+		printf("duration  -%s\n", !strcmp(js(ans, "state"), "running") ? " (running)" : "");
+	if (json_object_object_get_ex(ans, "params", &params) &&
+	    json_object_is_type(params, json_type_object)) {
+		const char *lead = "params    ";
+		json_object_object_foreach(params, key, val) {
+			printf("%s%s = %s\n", lead, key, jtext(val));
+			lead = "          ";
 		}
 	}
+	json_object_object_get_ex(ans, "steps", &steps);
+	n = steps ? json_object_array_length(steps) : 0;
+	for (i = 0; i < n; i++) {
+		int l = (int)strlen(js(json_object_array_get_idx(steps, i), "id"));
+		w = l > w ? l : w;
+	}
+	printf("\n%-*s  %-9s  %8s  %8s  %5s  REASON\n", w, "STEP", "STATE", "ATTEMPTS", "DURATION",
+	       "EXIT");
+	if (!n)
+		printf("(no steps recorded)\n");
+	for (i = 0; i < n; i++) {
+		json_object *s = json_object_array_get_idx(steps, i), *a = NULL, *last = NULL;
+		double t0 = jd(s, "started"), t1 = jd(s, "finished");
+		size_t na;
+		json_object_object_get_ex(s, "attempts", &a);
+		na = a ? json_object_array_length(a) : 0;
+		last = na ? json_object_array_get_idx(a, na - 1) : NULL;
+		if (t0 <= 0 && last)
+			t0 = jd(last, "started"), t1 = jd(last, "finished");
+		printf("%-*s  %-9s  %8zu  %8s  %5s%s%s\n", w, js(s, "id"), js(s, "state"), na,
+		       t0 > 0 && t1 >= t0 ? fmt_dur(t1 - t0, db) : "-", attempt_exit(last, eb),
+		       *js(s, "reason") ? "  " : "", js(s, "reason"));
+	}
+	for (i = 0; i < n; i++)
+		show_step_details(json_object_array_get_idx(steps, i));
+	if (json_object_object_get_ex(ans, "outputs", &outs) && outs &&
+	    json_object_is_type(outs, json_type_object) && json_object_object_length(outs)) {
+		printf("\noutputs\n");
+		json_object_object_foreach(outs, key, val) {
+			json_object *dig;
+			if (json_object_is_type(val, json_type_object) &&
+			    json_object_object_get_ex(val, "artifact", &dig))
+				printf("    %s = sha256:%s\n", key, json_object_get_string(dig));
+			else
+				printf("    %s = %s\n", key, jtext(val));
+		}
+	}
+done:
 	rc = !strcmp(js(ans, "state"), "failed") ? 1 : 0;
 	json_object_put(ans);
 	return rc;
@@ -526,6 +699,9 @@ static int do_logs(struct client *c, int argc, char **argv)
 		json_object_put(ans);
 		return rc;
 	}
+	if (c->cached_from[0]) /* as the local `kfpc logs` says it */
+		fprintf(stderr, "kfpc logs: %s was cached; these are the logs of %s\n", step,
+			c->cached_from);
 	json_object_put(ans);
 	return 0;
 }
@@ -606,6 +782,7 @@ static int do_schedule(struct client *c, int argc, char **argv)
 		const char *pl = NULL;
 		json_object *params = json_object_new_object();
 		body = json_object_new_object();
+		json_object_object_add(body, "params", params); /* body owns it */
 		for (i = 2; i < (size_t)argc; i++) {
 			const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
 			if (!strcmp(a, "--paused")) {
@@ -635,10 +812,13 @@ static int do_schedule(struct client *c, int argc, char **argv)
 			else
 				goto usage;
 		}
-		if (!pl)
-			goto usage;
+		if (!pl || !json_object_object_get_ex(body, "cron", NULL)) {
+			json_object_put(body);
+			fprintf(stderr, "kfpc schedule create: want a PIPELINE and --cron EXPR\n%s",
+				remote_usage);
+			return 2;
+		}
 		json_object_object_add(body, "pipeline", json_object_new_string(pl));
-		json_object_object_add(body, "params", params);
 		st = request(c, "POST", "/api/v1/schedules", body, &ans, NULL);
 		if (st != 201)
 			rc = fail(st, ans);
@@ -706,11 +886,11 @@ static char *resolve_output(struct client *c, const char *ref)
 	snprintf(url, sizeof url, "/api/v1/runs/%s/artifacts", run);
 	if (request(c, "GET", url, NULL, &ans, NULL) == 200 &&
 	    json_object_object_get_ex(ans, "artifacts", &arts)) {
-		for (i = 0; i < json_object_array_length(arts); i++) {
+		for (i = 0; i < json_object_array_length(arts) && !d; i++) {
 			json_object *a = json_object_array_get_idx(arts, i);
-			char full[1024];
-			snprintf(full, sizeof full, "%s/%s/%s", run, js(a, "step"), js(a, "output"));
-			if (!strcmp(full, ref))
+			char full[1024]; /* STEP/OUTPUT (RUN may have been a prefix) */
+			snprintf(full, sizeof full, "%s/%s", js(a, "step"), js(a, "output"));
+			if (!strcmp(full, slash + 1))
 				d = strdup(js(a, "digest"));
 		}
 	}
@@ -745,6 +925,17 @@ static int do_artifact(struct client *c, int argc, char **argv)
 	}
 	snprintf(url, sizeof url, "/api/v1/artifacts/%s/content", digest);
 	free(digest);
+	if (!strcmp(out, "-")) { /* to stdout, as it comes (a directory artifact: its tar) */
+		json_object *ans = NULL;
+		st = request(c, "GET", url, NULL, &ans, stdout);
+		if (st != 200) {
+			int rc = fail(st, ans);
+			json_object_put(ans);
+			return rc;
+		}
+		json_object_put(ans);
+		return fflush(stdout) ? 2 : 0;
+	}
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.part", out);
 	if (!(f = fopen(tmp, "wb"))) {
@@ -786,8 +977,205 @@ static int do_artifact(struct client *c, int argc, char **argv)
 	}
 	return 0;
 usage:
-	fprintf(stderr, "usage: kfpc --server URL artifact get DIGEST|RUN/STEP/OUTPUT -o PATH\n");
+	fprintf(stderr, "usage: kfpc --server URL artifact get DIGEST|RUN/STEP/OUTPUT -o PATH|-\n");
 	return 2;
+}
+
+#define LINEAGE_DEPTH 200
+
+/* Prints "DIGEST12 (Type, kind, size)" of lineage answer O into BUF. */
+static const char *art_desc(json_object *o, const char *digest, char *buf, size_t n)
+{
+	double sz = jd(o, "size");
+	char sb[32];
+
+	if (!o) {
+		snprintf(buf, n, "%.12s", digest);
+		return buf;
+	}
+	if (sz < 1024)
+		snprintf(sb, sizeof sb, "%.0f B", sz);
+	else if (sz < 1024.0 * 1024)
+		snprintf(sb, sizeof sb, "%.1f KiB", sz / 1024);
+	else if (sz < 1024.0 * 1024 * 1024)
+		snprintf(sb, sizeof sb, "%.1f MiB", sz / (1024.0 * 1024));
+	else
+		snprintf(sb, sizeof sb, "%.1f GiB", sz / (1024.0 * 1024 * 1024));
+	snprintf(buf, n, "%.12s (%s%s%s, %s)", digest, js(o, "type"), *js(o, "type") ? ", " : "",
+		 *js(o, "kind") ? js(o, "kind") : "?", sb);
+	return buf;
+}
+
+/* Prints the lineage of DIGEST under prefix PFX as the local `kfpc lineage` does: its producer,
+ * and under it the producer's inputs, each artifact input followed by its own lineage. O is the
+ * artifact's lineage answer (NULL: fetch it). SEEN: digests already shown. */
+static void print_lineage(struct client *c, json_object *o, const char *digest, const char *pfx,
+			  int depth, json_object *seen, const char *want_run, const char *want_step)
+{
+	json_object *own = NULL, *prod = NULL, *ins = NULL, *p = NULL, *params = NULL;
+	char url[512], desc[256], tb[32], *sub;
+	size_t i, nin = 0, k = 0, np;
+
+	if (depth > LINEAGE_DEPTH) {
+		printf("%s... (deeper than %d levels)\n", pfx, LINEAGE_DEPTH);
+		return;
+	}
+	if (json_object_object_get_ex(seen, digest, NULL)) {
+		printf("%s(lineage shown above)\n", pfx);
+		return;
+	}
+	json_object_object_add(seen, digest, NULL);
+	if (!o) {
+		snprintf(url, sizeof url, "/api/v1/artifacts/%s/lineage", digest);
+		if (request(c, "GET", url, NULL, &own, NULL) != 200) {
+			printf("%sno recorded producer\n", pfx);
+			json_object_put(own);
+			return;
+		}
+		o = own;
+	}
+	json_object_object_get_ex(o, "produced_by", &prod);
+	json_object_object_get_ex(o, "inputs", &ins);
+	np = prod ? json_object_array_length(prod) : 0;
+	for (i = 0; i < np && !p; i++) { /* the producer asked for, else one in the consumer's run */
+		json_object *e = json_object_array_get_idx(prod, i);
+		if (want_run && !strcmp(js(e, "run"), want_run) &&
+		    (!want_step || !strcmp(js(e, "step"), want_step)))
+			p = e;
+	}
+	if (!p && np)
+		p = json_object_array_get_idx(prod, 0);
+	if (!p) {
+		printf("%sno recorded producer\n", pfx);
+		goto out;
+	}
+	{
+		time_t t = (time_t)jd(p, "finished");
+		struct tm tm;
+		if (t <= 0 || !localtime_r(&t, &tm) || !strftime(tb, sizeof tb, "%Y-%m-%d %H:%M:%S", &tm))
+			snprintf(tb, sizeof tb, "-");
+	}
+	printf("%sproduced by %s/%s output %s (%s, %s)\n", pfx, js(p, "run"), js(p, "step"),
+	       js(p, "name"), *js(p, "state") ? js(p, "state") : "?", tb);
+	if (np > 1) {
+		size_t shown = 0;
+		printf("%salso produced by", pfx);
+		for (i = 0; i < np && shown < 3; i++) {
+			json_object *e = json_object_array_get_idx(prod, i);
+			if (e != p)
+				printf("%s %s/%s", shown++ ? "," : "", js(e, "run"), js(e, "step"));
+		}
+		printf("%s\n", np - 1 > 3 ? ", ..." : "");
+	}
+	if (json_object_object_get_ex(p, "params", &params) &&
+	    json_object_is_type(params, json_type_object))
+		nin = (size_t)json_object_object_length(params);
+	else
+		params = NULL;
+	for (i = 0; ins && i < json_object_array_length(ins); i++) {
+		json_object *x = json_object_array_get_idx(ins, i);
+		if (!strcmp(js(x, "run"), js(p, "run")) && !strcmp(js(x, "step"), js(p, "step")))
+			nin++;
+	}
+	if (params) {
+		json_object_object_foreach(params, key, val) {
+			k++;
+			printf("%s%s in %s = %s\n", pfx, k == nin ? "`-" : "|-", key, jtext(val));
+		}
+	}
+	for (i = 0; ins && i < json_object_array_length(ins); i++) {
+		json_object *x = json_object_array_get_idx(ins, i), *xo = NULL;
+		int last;
+		if (strcmp(js(x, "run"), js(p, "run")) || strcmp(js(x, "step"), js(p, "step")))
+			continue;
+		last = ++k == nin;
+		snprintf(url, sizeof url, "/api/v1/artifacts/%s/lineage", js(x, "digest"));
+		if (request(c, "GET", url, NULL, &xo, NULL) != 200) {
+			json_object_put(xo);
+			xo = NULL;
+		}
+		printf("%s%s in %s = %s\n", pfx, last ? "`-" : "|-", js(x, "input"),
+		       art_desc(xo, js(x, "digest"), desc, sizeof desc));
+		if (asprintf(&sub, "%s%s", pfx, last ? "   " : "|  ") >= 0) {
+			if (xo)
+				print_lineage(c, xo, js(x, "digest"), sub, depth + 1, seen,
+					      js(p, "run"), NULL);
+			else
+				printf("%sno recorded producer\n", sub);
+			free(sub);
+		}
+		json_object_put(xo);
+	}
+	if (!nin)
+		printf("%s(no inputs)\n", pfx);
+out:
+	json_object_put(own);
+}
+
+static int do_lineage(struct client *c, int argc, char **argv)
+{
+	char url[1024], run[256] = "", step[512] = "", desc[256], *digest;
+	const char *ref = argc == 2 ? argv[1] : NULL, *s1, *s2;
+	json_object *o = NULL, *used, *seen;
+	long st;
+	size_t i;
+	int rc;
+
+	if (!ref) {
+		fprintf(stderr, "usage: kfpc --server URL lineage DIGEST|RUN/STEP/OUTPUT\n");
+		return 2;
+	}
+	if ((s1 = strchr(ref, '/'))) {
+		s2 = strrchr(ref, '/');
+		if (!(digest = resolve_output(c, ref))) {
+			fprintf(stderr, "kfpc: no artifact '%s'\n", ref);
+			return 1;
+		}
+		snprintf(run, sizeof run, "%.*s", (int)(s1 - ref), ref);
+		snprintf(step, sizeof step, "%.*s", (int)(s2 - s1 - 1), s1 + 1);
+	} else {
+		digest = strdup(ref);
+	}
+	snprintf(url, sizeof url, "/api/v1/artifacts/%s/lineage", digest);
+	st = request(c, "GET", url, NULL, &o, NULL);
+	if (st != 200) {
+		rc = fail(st, o);
+		goto out;
+	}
+	rc = 0;
+	if (c->json) {
+		print_json(o);
+		goto out;
+	}
+	/* RUN may have been a prefix: the producer's full run id */
+	if (run[0]) {
+		json_object *prod;
+		json_object_object_get_ex(o, "produced_by", &prod);
+		for (i = 0; prod && i < json_object_array_length(prod); i++) {
+			json_object *e = json_object_array_get_idx(prod, i);
+			if (!strncmp(js(e, "run"), run, strlen(run)) && !strcmp(js(e, "step"), step)) {
+				snprintf(run, sizeof run, "%s", js(e, "run"));
+				break;
+			}
+		}
+	}
+	printf("artifact %s\nsha256:%s\n", art_desc(o, js(o, "digest"), desc, sizeof desc),
+	       js(o, "digest"));
+	seen = json_object_new_object();
+	print_lineage(c, o, js(o, "digest"), "", 0, seen, run[0] ? run : NULL,
+		      step[0] ? step : NULL);
+	json_object_put(seen);
+	if (json_object_object_get_ex(o, "consumed_by", &used) && json_object_array_length(used)) {
+		printf("used by\n");
+		for (i = 0; i < json_object_array_length(used); i++) {
+			json_object *e = json_object_array_get_idx(used, i);
+			printf("   %s/%s input %s\n", js(e, "run"), js(e, "step"), js(e, "name"));
+		}
+	}
+out:
+	free(digest);
+	json_object_put(o);
+	return rc;
 }
 
 static int do_get_print(struct client *c, const char *url)
@@ -854,10 +1242,59 @@ int cmd_remote_wants(const char *name)
 	return 0;
 }
 
+char *cmd_remote_configured_server(void)
+{
+	char *srv = NULL, *tok = NULL;
+
+	if (getenv("KFPC_SERVER") && *getenv("KFPC_SERVER"))
+		return strdup(getenv("KFPC_SERVER"));
+	read_config(&srv, &tok);
+	if (tok) {
+		explicit_bzero(tok, strlen(tok));
+		free(tok);
+	}
+	if (srv && !*srv) {
+		free(srv);
+		srv = NULL;
+	}
+	return srv;
+}
+
+void cmd_remote_usage(const char *name, FILE *f)
+{
+	const char *p = remote_usage, *nl;
+	size_t n = name ? strlen(name) : 0;
+	int on = 0, any = 0;
+
+	if (name && cmd_remote_wants(name)) {
+		while (*p) { /* the lines of NAME: "  NAME ..." and their continuation lines */
+			nl = strchr(p, '\n');
+			if (!nl)
+				break;
+			if (!strncmp(p, "  ", 2) && p[2] != ' ')
+				on = !strncmp(p + 2, name, n) && (p[2 + n] == ' ' || p[2 + n] == '\n');
+			if (on || (!strncmp(p, "  cancel RUN", 12) &&
+				   (!strcmp(name, "retry") || !strcmp(name, "delete"))) ||
+			    (!strcmp(name, "submit") && !strncmp(p, "         (also", 14))) {
+				if (!any++)
+					fprintf(f, "usage: kfpc [--server URL] %s ...\n", name);
+				fwrite(p, 1, (size_t)(nl - p + 1), f);
+			}
+			p = nl + 1;
+		}
+		if (any) {
+			fputs("(token: $KFPC_TOKEN or the config file; --json prints the server's "
+			      "answer as is)\n", f);
+			return;
+		}
+	}
+	fputs(remote_usage, f);
+}
+
 int cmd_remote(int argc, char **argv, const char *server)
 {
-	struct client c = {NULL, NULL, 0, NULL, ""};
-	char *srv = NULL, url[1024];
+	struct client c = {NULL, NULL, 0, NULL, "", ""};
+	char *srv = NULL;
 	const char *cmd;
 	int i, j, rc = 2;
 
@@ -870,8 +1307,22 @@ int cmd_remote(int argc, char **argv, const char *server)
 	}
 	argc = j;
 	if (argc < 1 || !strcmp(argv[0], "help") || !strcmp(argv[0], "--help")) {
-		fputs(remote_usage, argc < 1 ? stderr : stdout);
+		cmd_remote_usage(argc > 1 ? argv[1] : NULL, argc < 1 ? stderr : stdout);
 		return argc < 1 ? 2 : 0;
+	}
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) /* COMMAND --help: no server needed */
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			cmd_remote_usage(argv[0], stdout);
+			return 0;
+		}
+	if (argc > 1 && !strcmp(argv[0], "schedule") && !strcmp(argv[1], "create")) {
+		for (i = 2; i < argc && strcmp(argv[i], "--cron"); i++)
+			;
+		if (i >= argc - 1) { /* a usage error before any server or token is needed */
+			fprintf(stderr, "kfpc schedule create: want a PIPELINE and --cron EXPR\n");
+			cmd_remote_usage("schedule", stderr);
+			return 2;
+		}
 	}
 	if (getenv("KFPC_TOKEN") && *getenv("KFPC_TOKEN"))
 		c.token = strdup(getenv("KFPC_TOKEN"));
@@ -912,10 +1363,9 @@ int cmd_remote(int argc, char **argv, const char *server)
 		rc = do_schedule(&c, argc, argv);
 	else if (!strcmp(cmd, "artifact"))
 		rc = do_artifact(&c, argc, argv);
-	else if (!strcmp(cmd, "lineage") && argc == 2) {
-		snprintf(url, sizeof url, "/api/v1/artifacts/%s/lineage", argv[1]);
-		rc = do_get_print(&c, url);
-	} else if (!strcmp(cmd, "whoami"))
+	else if (!strcmp(cmd, "lineage"))
+		rc = do_lineage(&c, argc, argv);
+	else if (!strcmp(cmd, "whoami"))
 		rc = do_get_print(&c, "/api/v1/whoami");
 	else
 		fprintf(stderr, "kfpc: unknown remote command '%s'\n%s", cmd, remote_usage);

@@ -3,6 +3,7 @@
  * The whole program is a table of subcommands; each one reads like the pipeline it runs
  * (compile: load, parse, check, lower, emit; run: load, schedule, execute, record). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmds.h"
@@ -49,26 +50,38 @@ static int usage(FILE *f)
 	fprintf(f, "  %-10s %s\n", "help", "help [COMMAND]: show a command's usage");
 	fprintf(f, "\nWith --server URL (anywhere on the line) commands go to a kfpd daemon instead of the\n"
 		   "local store; submit, cancel, retry, schedule, pipelines and whoami are kfpd-only.\n"
+		   "Without --server, runs/show/logs/artifact/lineage go to $KFPC_SERVER or the config\n"
+		   "file's 'server = URL' when one is set (unless --state DIR is given).\n"
 		   "The token comes from $KFPC_TOKEN or the config file ($KFPC_CONFIG, ~/.config/kfpc/config).\n");
 	fprintf(f, "\nThe language is described in SPEC.md; `kfpc help COMMAND` shows a command's options.\n");
 	return f == stdout ? 0 : 2;
 }
 
-/* Removes `--server URL` / `--server=URL` from anywhere in argv; returns the URL or NULL. */
-static const char *take_server(int *argc, char **argv)
+/* The kfpd client's helpers (cli/cmd_remote.c): the server named by $KFPC_SERVER or the config
+ * file (malloc'd, or NULL), and the usage of one remote command. */
+char *cmd_remote_configured_server(void);
+void cmd_remote_usage(const char *name, FILE *f);
+
+/* Removes `--server URL` / `--server=URL` from anywhere in argv into *URL (NULL: none).
+ * Returns 0, or 2 after a message when --server has no URL. */
+static int take_server(int *argc, char **argv, const char **url)
 {
-	const char *url = NULL;
 	int i, j, skip;
 
+	*url = NULL;
 	for (i = 1; i < *argc; i += skip) {
 		skip = 1;
 		if (!strcmp(argv[i], "--")) /* everything after -- is an argument */
 			break;
-		if (!strcmp(argv[i], "--server") && i + 1 < *argc) {
-			url = argv[i + 1];
+		if (!strcmp(argv[i], "--server") || !strcmp(argv[i], "--server=")) {
+			if (argv[i][8] || i + 1 >= *argc || !argv[i + 1][0] || argv[i + 1][0] == '-') {
+				fprintf(stderr, "kfpc: --server needs a URL (--server http://HOST:PORT)\n");
+				return 2;
+			}
+			*url = argv[i + 1];
 			skip = 2;
 		} else if (!strncmp(argv[i], "--server=", 9)) {
-			url = argv[i] + 9;
+			*url = argv[i] + 9;
 		} else {
 			continue;
 		}
@@ -77,14 +90,27 @@ static const char *take_server(int *argc, char **argv)
 		*argc -= skip;
 		skip = 0;
 	}
-	return url;
+	return 0;
+}
+
+/* Returns 1 if ARGV names a local store (--state DIR): that command stays local. */
+static int has_state(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--state") || !strncmp(argv[i], "--state=", 8))
+			return 1;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const struct command *cmd;
-	const char *server = take_server(&argc, argv);
+	const char *server;
+	char *conf;
+	int rc;
 
+	if (take_server(&argc, argv, &server))
+		return 2;
 	if (argc < 2)
 		return usage(stderr);
 	if (server) /* every command goes to kfpd */
@@ -96,7 +122,11 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		if (argc < 3)
 			return usage(stdout);
-		if (!(cmd = find(argv[2]))) {
+		if (!(cmd = find(argv[2])) && cmd_remote_wants(argv[2])) { /* submit, schedule... */
+			cmd_remote_usage(argv[2], stdout);
+			return 0;
+		}
+		if (!cmd) {
 			fprintf(stderr, "kfpc: unknown command '%s'\n", argv[2]);
 			return 2;
 		}
@@ -108,6 +138,14 @@ int main(int argc, char **argv)
 			return cmd_remote(argc - 1, argv + 1, NULL);
 		fprintf(stderr, "kfpc: unknown command '%s' (try 'kfpc help')\n", argv[1]);
 		return 2;
+	}
+	/* runs, show, logs, artifact, lineage: to the server named by $KFPC_SERVER or the config
+	 * file, unless --state names a local store */
+	if (cmd_remote_wants(argv[1]) && !has_state(argc, argv) &&
+	    (conf = cmd_remote_configured_server())) {
+		rc = cmd_remote(argc - 1, argv + 1, conf);
+		free(conf);
+		return rc;
 	}
 	return cmd->fn(argc - 1, argv + 1);
 }

@@ -84,6 +84,10 @@ int runs_create(struct kfpd *k, const char *ns, const char *name, json_object *p
 		json_object *params, const char *schedule, time_t fire, json_object **out,
 		char *err, size_t n);
 
+/* Checks PARAMS (object or NULL, not consumed) against IR's parameters as runs_create() does.
+ * Returns 0, or -EINVAL with a message in ERR. */
+int runs_check_params(json_object *ir, json_object *params, char *err, size_t n);
+
 /* A run being created whose commit is pending (runs_create_async). */
 struct new_run;
 
@@ -129,6 +133,13 @@ int runs_active(struct kfpd *k, const char *id);
 /* Returns 1 if STATE is terminal (succeeded, failed, cancelled). */
 int runs_terminal(const char *state);
 
+/* Adds the engine's view of RUN (a daemon run record) to it: "outputs" (the pipeline's outputs,
+ * null until the end) and "duration" (seconds, once finished). */
+void runs_engine_run(json_object *run);
+
+/* Returns 1 if STATE names a run state: queued, running, succeeded, failed, cancelled. */
+int runs_state_ok(const char *state);
+
 /* Counts non-terminal runs of schedule SCHED (kept in memory: no scan). */
 int runs_active_for_schedule(struct kfpd *k, const char *sched);
 
@@ -137,8 +148,10 @@ int runs_active_for_schedule(struct kfpd *k, const char *sched);
 json_object *runs_engine_steps(struct kfpd *k, json_object *run);
 
 /* Cancels run ID: a queued run becomes cancelled at once, a running one is signalled by the loop.
- * Returns 0, 404, or 409 when already terminal; *OUT is the record (caller puts; NULL on 404). */
-int runs_cancel(struct kfpd *k, const char *id, json_object **out);
+ * BY (who asked: "namespace alpha") goes into the run's reason ("cancelled through the API by
+ * BY"). Returns 0, 404, or 409 when already terminal; *OUT is the record (caller puts; NULL on
+ * 404). */
+int runs_cancel(struct kfpd *k, const char *id, const char *by, json_object **out);
 
 /* Queues failed/cancelled run ID again (resumed: finished steps are kept). Returns 0, 404, 409
  * when not failed/cancelled, 500; *OUT as for runs_cancel. */

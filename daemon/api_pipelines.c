@@ -2,11 +2,14 @@
  *
  * POST /api/v1/pipelines {"source": TEXT, "filename"?: "train.kfp", "name"?: NAME,
  *                         "pipeline"?: ENTRY, "files"?: {"lib/common.kfp": TEXT, ...}}
- * (or {"ir": IR, "name"?}) compiles the source (its relative imports found among "files") with
- * compile_file(); errors give 422 {"error":..., "diagnostics": SPEC §7 JSON}. A new version is
- * recorded unless the IR is byte-identical to the latest version's (then 200 and that version).
- * The sources are written to a private temporary directory only for the compiler, and removed
- * after; only "source" is kept with the version. The pipeline's own
+ * (or {"ir": IR, "name"?}) compiles the source with compile_file(); errors give 422
+ * {"error":..., "diagnostics": SPEC §7 JSON}. Imports resolve only among the upload's own "files"
+ * and std/ (check_imports(), before compiling: an upload never reads the daemon's disk); every
+ * location names the files as uploaded, so the same upload gives the same IR. An optional
+ * "params" object (a submit's) is checked against the IR first: bad ones give 400 and record
+ * nothing. A new version is recorded unless the IR is byte-identical to the latest version's
+ * (then 200 and that version). The sources are written to a private temporary directory only for
+ * the compiler, and removed after; only "source" is kept with the version. The pipeline's own
  * `schedule` declarations become schedules (sched_sync_pipeline); deleting a pipeline deletes
  * its schedules. */
 #include <errno.h>
@@ -21,24 +24,63 @@
 #include "compile.h"
 #include "db.h"
 #include "diag.h"
+#include "parse.h"
 
-/* Rewrites every "file" member under directory DIR ("DIR/x/y.kfp") into "x/y.kfp",
- * recursively, in O: diagnostics name the files as the client sent them. */
+/* Returns S with every "DIR/" removed (malloc'd), or NULL when S has none. */
+static char *strip_dir_str(const char *s, const char *dir)
+{
+	size_t n = strlen(dir);
+	const char *p = s, *hit;
+	char *o, *w;
+
+	if (!(hit = strstr(s, dir)) || hit[n] != '/')
+		return NULL;
+	if (!(o = w = malloc(strlen(s) + 1)))
+		return NULL;
+	while ((hit = strstr(p, dir))) {
+		memcpy(w, p, (size_t)(hit - p));
+		w += hit - p;
+		p = hit + n;
+		if (*p == '/')
+			p++;
+		else {
+			memcpy(w, dir, n);
+			w += n;
+		}
+	}
+	strcpy(w, p);
+	return o;
+}
+
+/* Rewrites every string under O (IR or diagnostics) that names the private directory DIR
+ * ("DIR/x/y.kfp") to name the file as the client sent it ("x/y.kfp"), recursively: locations
+ * and messages never show a server path, and the same upload gives the same IR. */
 static void rename_files(json_object *o, const char *dir)
 {
-	size_t i, n = strlen(dir);
+	size_t i;
 
 	if (json_object_is_type(o, json_type_array)) {
-		for (i = 0; i < json_object_array_length(o); i++)
-			rename_files(json_object_array_get_idx(o, i), dir);
+		for (i = 0; i < json_object_array_length(o); i++) {
+			json_object *v = json_object_array_get_idx(o, i);
+			char *t;
+			if (json_object_is_type(v, json_type_string) &&
+			    (t = strip_dir_str(json_object_get_string(v), dir))) {
+				json_object_array_put_idx(o, i, json_object_new_string(t));
+				free(t);
+			} else {
+				rename_files(v, dir);
+			}
+		}
 	} else if (json_object_is_type(o, json_type_object)) {
 		json_object_object_foreach(o, key, val) {
-			const char *s = json_object_get_string(val);
-			if (!strcmp(key, "file") && json_object_is_type(val, json_type_string) &&
-			    !strncmp(s, dir, n) && s[n] == '/')
-				json_object_object_add(o, key, json_object_new_string(s + n + 1));
-			else
+			char *t;
+			if (json_object_is_type(val, json_type_string) &&
+			    (t = strip_dir_str(json_object_get_string(val), dir))) {
+				json_object_object_add(o, key, json_object_new_string(t));
+				free(t);
+			} else {
 				rename_files(val, dir);
+			}
 		}
 	}
 }
@@ -108,6 +150,129 @@ static void remove_tree(const char *dir)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Normalises the import S of the uploaded file FROM ("lib/a.kfp") into OUT ("lib/b.kfp"): the
+ * path relative to the upload's root, ".kfp" appended when missing. Returns 0, or -1 when S is
+ * absolute, empty, or climbs out of the upload with "..". */
+static int import_target(const char *from, const char *s, char *out, size_t n)
+{
+	char buf[1200], *comp[128], *save = NULL, *t;
+	const char *slash = strrchr(from, '/');
+	size_t l = strlen(s);
+	int depth = 0, i;
+
+	if (!l || s[0] == '/' || l > 400)
+		return -1;
+	snprintf(buf, sizeof buf, "%.*s%s%s", slash ? (int)(slash - from + 1) : 0, from, s,
+		 l >= 4 && !strcmp(s + l - 4, ".kfp") ? "" : ".kfp");
+	for (t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(t, "."))
+			continue;
+		if (!strcmp(t, "..")) {
+			if (depth == 0)
+				return -1;
+			depth--;
+			continue;
+		}
+		if (depth >= 128)
+			return -1;
+		comp[depth++] = t;
+	}
+	if (!depth)
+		return -1;
+	out[0] = 0;
+	for (i = 0; i < depth; i++)
+		if ((size_t)snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "/" : "",
+				     comp[i]) >= n - strlen(out))
+			return -1;
+	return 0;
+}
+
+/* Text of the uploaded file REL: SOURCE when REL is FILENAME, else its entry in FILES, or NULL. */
+static const char *upload_text(const char *rel, const char *filename, const char *source,
+			       json_object *files)
+{
+	json_object *t;
+
+	if (!strcmp(rel, filename))
+		return source;
+	if (files && json_object_object_get_ex(files, rel, &t) &&
+	    json_object_is_type(t, json_type_string))
+		return json_object_get_string(t);
+	return NULL;
+}
+
+/* Checks, before anything is compiled, that every import reachable from the uploaded root
+ * FILENAME names either the standard library ("std/...", no "..") or another uploaded file
+ * (SOURCE and FILES): an upload never reads the daemon's disk. Every other import is an E501
+ * that names only the import as written, reported in D. Returns 0 (all good), 1 (errors in D),
+ * -1 out of memory. Syntax errors are left for the compiler. */
+static int check_imports(const char *source, json_object *files, const char *filename,
+			 struct diag *d)
+{
+	struct ast_arena *a = ast_arena_new();
+	struct diag *scratch = diag_new();
+	json_object *seen = json_object_new_object(), *queue = json_object_new_array();
+	char target[512];
+	size_t qi;
+	int rc = -1, bad = 0, id, i;
+
+	if (!a || !scratch || !seen || !queue)
+		goto out;
+	json_object_array_add(queue, json_object_new_string(filename));
+	json_object_object_add(seen, filename, NULL);
+	for (qi = 0; qi < json_object_array_length(queue); qi++) {
+		const char *rel = json_object_get_string(json_object_array_get_idx(queue, qi));
+		const char *text = upload_text(rel, filename, source, files);
+		struct ast_file *f;
+		int sid;
+
+		if ((id = diag_add_file(d, rel, text, strlen(text))) < 0 ||
+		    (sid = diag_add_file(scratch, rel, text, strlen(text))) < 0 ||
+		    !(f = parse_text(a, scratch, sid, text, strlen(text))))
+			goto out;
+		for (i = 0; i < f->nimports; i++) {
+			struct ast_import *im = f->imports[i];
+			const char *s = im->path->u.str.s;
+			struct loc at = im->path->loc;
+
+			if (!s || strlen(s) != im->path->u.str.len) {
+				at.file = id;
+				diag_error(d, "E501", at, "import path is empty or invalid");
+				bad = 1;
+				continue;
+			}
+			at.file = id;
+			if (!strncmp(s, "std/", 4)) {
+				if (!strstr(s, "..") && !strstr(s, "//"))
+					continue;
+				diag_error(d, "E501", at, "import '%s': a standard library path "
+					   "may not contain '..'", s);
+				bad = 1;
+				continue;
+			}
+			if (import_target(rel, s, target, sizeof target) ||
+			    !upload_text(target, filename, source, files)) {
+				diag_error(d, "E501", at, "import '%s' not found among the uploaded "
+					   "files (an upload imports only its own \"files\" and std/)",
+					   s);
+				bad = 1;
+				continue;
+			}
+			if (!json_object_object_get_ex(seen, target, NULL)) {
+				json_object_object_add(seen, target, NULL);
+				json_object_array_add(queue, json_object_new_string(target));
+			}
+		}
+	}
+	rc = bad;
+out:
+	json_object_put(seen);
+	json_object_put(queue);
+	diag_free(scratch);
+	ast_arena_free(a);
+	return rc;
+}
+
 /* Compiles SOURCE as FILENAME (with FILES, relative path -> text, beside it for imports). Returns 0 with the IR text in *IR (malloc'd), 1 with diagnostics
  * in *DIAGS (json, caller puts), or -1 with a message in ERR. */
 static int compile_source(struct kfpd *k, const char *source, json_object *files,
@@ -145,22 +310,44 @@ static int compile_source(struct kfpd *k, const char *source, json_object *files
 		snprintf(err, n, "cannot write the source: %s", strerror(errno));
 		goto out;
 	}
-	if (!(d = diag_new()) || !(f = open_memstream(&out, &outlen))) {
+	if (!(d = diag_new())) {
 		snprintf(err, n, "out of memory");
 		goto out;
 	}
-	pthread_mutex_lock(&util_env_lock);
-	crc = compile_file(path, &o, d, f);
-	pthread_mutex_unlock(&util_env_lock);
-	if (fclose(f)) {
-		f = NULL;
+	if ((crc = check_imports(source, files, filename, d)) < 0) {
 		snprintf(err, n, "out of memory");
 		goto out;
 	}
-	f = NULL;
 	if (crc == 0) {
-		*ir = out;
-		out = NULL;
+		/* a fresh collector for the compiler: the check registered the files in D */
+		diag_free(d);
+		if (!(d = diag_new()) || !(f = open_memstream(&out, &outlen))) {
+			snprintf(err, n, "out of memory");
+			goto out;
+		}
+		pthread_mutex_lock(&util_env_lock);
+		crc = compile_file(path, &o, d, f);
+		pthread_mutex_unlock(&util_env_lock);
+		if (fclose(f)) {
+			f = NULL;
+			snprintf(err, n, "out of memory");
+			goto out;
+		}
+		f = NULL;
+	}
+	if (crc == 0) {
+		json_object *j = json_tokener_parse(out);
+		if (!j) {
+			snprintf(err, n, "the compiler wrote no IR");
+			goto out;
+		}
+		rename_files(j, dir);
+		*ir = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+		json_object_put(j);
+		if (!*ir) {
+			snprintf(err, n, "out of memory");
+			goto out;
+		}
 		rc = 0;
 		goto out;
 	}
@@ -203,7 +390,7 @@ int api_pl_create(struct req *r)
 {
 	json_object *body, *irj = NULL, *diags = NULL, *pl = NULL, *ver, *latest = NULL, *o;
 	const char *source, *filename, *name;
-	char *irtext = NULL, err[256], key[200], vkey[240], digest[65], ts[32];
+	char *irtext = NULL, err[512], key[200], vkey[240], digest[65], ts[32];
 	MDB_txn *txn = NULL;
 	int64_t version;
 	int rc, status;
@@ -258,6 +445,17 @@ int api_pl_create(struct req *r)
 	if (!irj || !irtext || js_int(irj, "kfpc_ir", 0) != 1) {
 		rc = http_reply_error(r, 400, "\"ir\": not a kfpc IR of version 1");
 		goto out;
+	}
+	if (json_object_object_get_ex(body, "params", &o)) {
+		/* a submit's parameters: checked before anything is recorded */
+		if (o && !json_object_is_type(o, json_type_object)) {
+			rc = http_reply_error(r, 400, "\"params\": want an object");
+			goto out;
+		}
+		if (runs_check_params(irj, o, err, sizeof err)) {
+			rc = http_reply_error(r, 400, "%s", err);
+			goto out;
+		}
 	}
 	name = js_str(body, "name", js_str(irj, "name", NULL));
 	if (!util_name_ok(name)) {

@@ -26,13 +26,53 @@ extern char **environ;
 static pthread_mutex_t art_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct art *cas;
 
-/* Loads run r->arg[0] of the caller's namespace, or replies 404 and returns NULL. */
+/* Returns 1 if run RUN belongs to namespace NS. */
+static int run_in_ns(struct kfpd *k, const char *run, const char *ns);
+
+struct prefix_ctx {
+	char id[256];
+	int n;
+};
+
+static int prefix_one(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct prefix_ctx *c = ctx;
+	const char *slash = memchr(key, '/', klen);
+
+	(void)val, (void)vlen;
+	if (!slash || (size_t)(key + klen - slash - 1) >= sizeof c->id)
+		return 0;
+	if (c->n++ == 0)
+		snprintf(c->id, sizeof c->id, "%.*s", (int)(key + klen - slash - 1), slash + 1);
+	return c->n > 1; /* two are enough to be ambiguous */
+}
+
+/* Loads run ID (r->arg[0], or a unique prefix of a run id of the caller's namespace, like the
+ * local CLI accepts: r->arg[0] then names the full id) of the caller's namespace, or replies
+ * 404 (400 for an ambiguous prefix) and returns NULL. */
 static json_object *load_own(struct req *r, const char *id)
 {
 	json_object *run;
+	struct prefix_ctx pc = {"", 0};
+	char prefix[400];
 
-	if (strlen(id) > STORE_ID_MAX || db_get(r->k->db, NULL, DB_RUNS, id, &run))
+	if (strlen(id) > STORE_ID_MAX)
 		goto nf;
+	if (db_get(r->k->db, NULL, DB_RUNS, id, &run)) {
+		if (strlen(id) < 2 || strchr(id, '/') || id[0] == '#' || id != r->arg[0])
+			goto nf;
+		snprintf(prefix, sizeof prefix, "%s/%s", r->ns, id);
+		if (db_scan(r->k->db, NULL, DB_NSRUNS, prefix, NULL, 0, prefix_one, &pc) || !pc.n)
+			goto nf;
+		if (pc.n > 1) {
+			http_reply_error(r, 400, "run id prefix '%s' is ambiguous", id);
+			return NULL;
+		}
+		if (db_get(r->k->db, NULL, DB_RUNS, pc.id, &run))
+			goto nf;
+		snprintf(r->idbuf, sizeof r->idbuf, "%s", pc.id);
+		r->arg[0] = r->idbuf;
+	}
 	if (strcmp(js_str(run, "namespace", ""), r->ns)) {
 		json_object_put(run);
 		goto nf;
@@ -55,6 +95,8 @@ static json_object *run_view(json_object *run)
 	}
 	json_object_object_del(run, "pid");
 	json_object_object_del(run, "spawns");
+	json_object_object_del(run, "cancel_reason");
+	json_object_object_del(run, "seq");
 	return run;
 }
 
@@ -103,9 +145,19 @@ int api_run_create(struct req *r)
 	if (http_body_object(r, &body))
 		return http_done(r);
 	pl = js_str(body, "pipeline", NULL);
-	if (!pl) {
+	if (!json_object_object_get_ex(body, "pipeline", &pv) || !pv) {
 		json_object_put(body);
 		return http_reply_error(r, 400, "\"pipeline\": required");
+	}
+	if (!json_object_is_type(pv, json_type_string)) {
+		json_object_put(body);
+		return http_reply_error(r, 400, "\"pipeline\": must be a string (a pipeline name)");
+	}
+	if (json_object_object_get_ex(body, "version", &pv) && pv &&
+	    (!json_object_is_type(pv, json_type_int) || json_object_get_int64(pv) < 1)) {
+		json_object_put(body);
+		return http_reply_error(r, 400, "\"version\": must be a version number (1, 2, ...) "
+					"or absent for the latest");
 	}
 	if (json_object_object_get_ex(body, "params", &params) && params &&
 	    !json_object_is_type(params, json_type_object)) {
@@ -152,16 +204,20 @@ struct list_ctx {
 static int list_one(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
 {
 	struct list_ctx *c = ctx;
-	char id[256];
-	json_object *run;
-	size_t nsl = strlen(c->r->ns) + 1;
+	char id[256], seq[32];
+	json_object *run, *ix;
+	json_tokener *t;
+	size_t nsl = strlen(c->r->ns) + 2; /* "NS/#" */
 
-	(void)val, (void)vlen;
-	if (klen <= nsl || klen - nsl >= sizeof id)
+	if (klen <= nsl || klen - nsl >= sizeof seq || !(t = json_tokener_new()))
 		return 0;
-	memcpy(id, key + nsl, klen - nsl);
-	id[klen - nsl] = 0;
-	if (db_get(c->r->k->db, c->txn, DB_RUNS, id, &run))
+	ix = json_tokener_parse_ex(t, val, (int)vlen);
+	json_tokener_free(t);
+	snprintf(id, sizeof id, "%s", js_str(ix, "id", ""));
+	json_object_put(ix);
+	memcpy(seq, key + nsl, klen - nsl);
+	seq[klen - nsl] = 0;
+	if (!id[0] || db_get(c->r->k->db, c->txn, DB_RUNS, id, &run))
 		return 0;
 	if ((c->pipeline && strcmp(js_str(run, "pipeline", ""), c->pipeline)) ||
 	    (c->state && strcmp(js_str(run, "state", ""), c->state)) ||
@@ -174,7 +230,7 @@ static int list_one(void *ctx, const char *key, size_t klen, const char *val, si
 		json_object_put(run);
 		return 1;
 	}
-	snprintf(c->last, sizeof c->last, "%s", id);
+	snprintf(c->last, sizeof c->last, "%s", seq);
 	json_object_object_del(run, "params");
 	json_object_array_add(c->arr, run_view(run));
 	return 0;
@@ -196,10 +252,14 @@ int api_run_list(struct req *r)
 			return http_reply_error(r, 400, "\"limit\": want 1 to 1000");
 		c.limit = (int)l;
 	}
-	if (cur && (strlen(cur) > 200 || strchr(cur, '/')))
-		return http_reply_error(r, 400, "\"cursor\": malformed");
-	snprintf(prefix, sizeof prefix, "%s/", r->ns);
-	snprintf(after, sizeof after, "%s/%s", r->ns, cur ? cur : "");
+	if (cur && (strlen(cur) != 20 || strspn(cur, "0123456789") != 20))
+		return http_reply_error(r, 400, "\"cursor\": not a cursor this server gave "
+					"(next_cursor of a previous page)");
+	if (c.state && !runs_state_ok(c.state))
+		return http_reply_error(r, 400, "\"state\": want queued, running, succeeded, "
+					"failed or cancelled, not '%.40s'", c.state);
+	snprintf(prefix, sizeof prefix, "%s/#", r->ns);
+	snprintf(after, sizeof after, "%s/#%s", r->ns, cur ? cur : "");
 	if (db_begin(r->k->db, 0, &c.txn))
 		return http_reply_error(r, 500, "database error");
 	c.arr = json_object_new_array();
@@ -264,9 +324,12 @@ int api_run_get(struct req *r)
 		json_object_object_add(run, "progress", p);
 	if (with_steps) {
 		json_object *st = runs_engine_steps(r->k, run);
+		runs_engine_run(run);
 		json_object_object_add(run, "steps", st ? st : json_object_new_array());
 		return http_reply_json(r, 200, run_view(run));
 	}
+	if (runs_terminal(js_str(run, "state", "")))
+		runs_engine_run(run); /* outputs, duration (the answer is cached) */
 	run_view(run);
 	s = json_object_to_json_string_length(run, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 					       &len);
@@ -323,7 +386,9 @@ int api_run_cancel(struct req *r)
 	if (!run)
 		return http_done(r);
 	json_object_put(run);
-	rc = runs_cancel(r->k, r->arg[0], &run);
+	char by[100];
+	snprintf(by, sizeof by, "namespace %s (a %s token)", r->ns, r->role);
+	rc = runs_cancel(r->k, r->arg[0], by, &run);
 	if (rc == 409) {
 		rc = http_reply_error(r, 409, "run '%s' already %s", r->arg[0], js_str(run, "state", ""));
 		json_object_put(run);
@@ -408,6 +473,29 @@ static char *log_path(const char *run, const char *step, int attempt, int err, i
 	runs_estore_unlock();
 	store_step_free(s);
 	return p;
+}
+
+/* Returns 1 if step instance STEP of RUN exists, with its number of attempts in *NATT and
+ * "RUN/STEP" of the run that produced a cached result in CACHED (else ""). */
+static int step_info(const char *run, const char *step, size_t *natt, char *cached, size_t n)
+{
+	struct store *st = runs_estore_lock();
+	struct store_step *s = NULL;
+	int found = 0;
+
+	*natt = 0;
+	cached[0] = 0;
+	if (!st)
+		return 0;
+	if (store_step_get(st, run, step, &s) == 0) {
+		found = 1;
+		*natt = s->nattempts;
+		if (s->cached_from)
+			snprintf(cached, n, "%s", s->cached_from);
+	}
+	runs_estore_unlock();
+	store_step_free(s);
+	return found;
 }
 
 /* A followed log: read what is there, suspend until the loop resumes us, end when the step is.
@@ -552,16 +640,50 @@ int api_run_logs(struct req *r)
 	const char *fq = http_query(r, "follow"), *sq = http_query(r, "stream"),
 		   *aq = http_query(r, "attempt");
 	int follow = fq && strcmp(fq, "0") && strcmp(fq, "false");
-	int err = sq && !strcmp(sq, "stderr"), attempt = aq ? atoi(aq) : 0, done, found;
-	char *path;
+	int err = sq && !strcmp(sq, "stderr"), attempt = 0, done, found;
+	char *path, *end, erun[STORE_ID_MAX + 1], estep[STORE_ID_MAX + 1], cached[600];
+	const char *via = NULL;
+	size_t natt;
 
 	if (!run)
 		return http_done(r);
 	json_object_put(run);
 	if (sq && strcmp(sq, "stdout") && strcmp(sq, "stderr"))
 		return http_reply_error(r, 400, "\"stream\": want stdout or stderr");
+	if (aq) {
+		long a = strtol(aq, &end, 10);
+		if (!*aq || *end || a < 1 || a > 100000)
+			return http_reply_error(r, 400, "\"attempt\": want an attempt number (1, 2, ...), "
+						"not '%.40s'", aq);
+		attempt = (int)a;
+	}
 	if (strlen(r->arg[1]) > STORE_ID_MAX)
 		return http_reply_error(r, 404, "no step '%s' in run '%s'", r->arg[1], r->arg[0]);
+	snprintf(erun, sizeof erun, "%s", r->arg[0]);
+	snprintf(estep, sizeof estep, "%s", r->arg[1]);
+	found = step_info(erun, estep, &natt, cached, sizeof cached);
+	if (!found && (!follow || !runs_active(r->k, erun)))
+		return http_reply_error(r, 404, "no step '%s' in run '%s'%s", estep, erun,
+					runs_active(r->k, erun) ? " (yet)" : "");
+	if (found && !natt && cached[0] && !attempt) {
+		/* a cached step ran nothing: the logs of the run that produced its result (when that
+		 * run is the caller's), named in X-Kfpc-Cached-From */
+		char *slash = strchr(cached, '/');
+		if (slash && (size_t)(slash - cached) < sizeof erun && strlen(slash + 1) < sizeof estep) {
+			*slash = 0;
+			if (run_in_ns(r->k, cached, r->ns)) {
+				memcpy(erun, cached, strlen(cached) + 1);
+				memcpy(estep, slash + 1, strlen(slash + 1) + 1);
+				step_info(erun, estep, &natt, cached, sizeof cached);
+				via = cached;
+				snprintf(cached, sizeof cached, "%s/%s", erun, estep);
+			}
+		}
+	}
+	if (found && attempt && (size_t)attempt > natt &&
+	    (!follow || !runs_active(r->k, erun)))
+		return http_reply_error(r, 404, "step '%s' of run '%s' has no attempt %d (it has %zu)",
+					estep, erun, attempt, natt);
 	if (follow) {
 		struct follow *f = calloc(1, sizeof *f);
 		struct MHD_Response *resp;
@@ -569,8 +691,8 @@ int api_run_logs(struct req *r)
 			return http_reply_error(r, 500, "out of memory");
 		f->k = r->k;
 		f->conn = r->conn;
-		snprintf(f->run, sizeof f->run, "%s", r->arg[0]);
-		snprintf(f->step, sizeof f->step, "%s", r->arg[1]);
+		snprintf(f->run, sizeof f->run, "%s", erun);
+		snprintf(f->step, sizeof f->step, "%s", estep);
 		f->err = err;
 		f->attempt = attempt;
 		f->fd = -1;
@@ -585,12 +707,14 @@ int api_run_logs(struct req *r)
 		MHD_add_response_header(resp, "Content-Type", f->sse ? "text/event-stream"
 								      : "text/plain; charset=utf-8");
 		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		if (via)
+			MHD_add_response_header(resp, "X-Kfpc-Cached-From", via);
 		return http_reply_response(r, 200, resp);
 	}
-	path = log_path(r->arg[0], r->arg[1], attempt, err, &done, &found);
+	path = log_path(erun, estep, attempt, err, &done, &found);
 	if (!found) {
 		free(path);
-		return http_reply_error(r, 404, "no step '%s' in run '%s' (yet)", r->arg[1], r->arg[0]);
+		return http_reply_error(r, 404, "no step '%s' in run '%s' (yet)", estep, erun);
 	}
 	/* the file as it is now, sent from the descriptor (no copy in memory) */
 	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
@@ -600,13 +724,17 @@ int api_run_logs(struct req *r)
 	if (fd < 0 || fstat(fd, &sb)) {
 		if (fd >= 0)
 			close(fd);
-		return http_reply_bytes(r, 200, "text/plain; charset=utf-8", "", 0);
-	}
-	if (!(resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd))) {
+		if ((resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT)))
+			MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	} else if (!(resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd))) {
 		close(fd);
-		return http_reply_error(r, 500, "out of memory");
+	} else {
+		MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
 	}
-	MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	if (!resp)
+		return http_reply_error(r, 500, "out of memory");
+	if (via)
+		MHD_add_response_header(resp, "X-Kfpc-Cached-From", via);
 	return http_reply_response(r, 200, resp);
 }
 
@@ -839,6 +967,9 @@ int api_art_lineage(struct req *r)
 			}
 			if (s->inputs)
 				json_object_object_add(e, "params", json_object_get(s->inputs));
+			json_object_object_add(e, "state",
+					       json_object_new_string(store_step_state_name(s->state)));
+			json_object_object_add(e, "finished", json_object_new_double(s->finished));
 		}
 		runs_estore_unlock();
 		store_step_free(s);

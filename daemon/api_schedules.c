@@ -128,6 +128,25 @@ static const char *apply(struct req *r, json_object *s, json_object *body, int c
 			return buf;
 		}
 	}
+	{ /* the checks of POST /runs, now rather than at every fire */
+		json_object *pv, *ir;
+		char ver[32], err[512] = "";
+		int64_t vn = js_int(s, "version", 0);
+
+		snprintf(ver, sizeof ver, "%lld", (long long)vn);
+		if (api_pl_load_version(r->k, r->ns, js_str(s, "pipeline", ""), vn ? ver : NULL, &pv)) {
+			snprintf(buf, n, "\"version\": pipeline '%.64s' has no version %s",
+				 js_str(s, "pipeline", ""), ver);
+			return buf;
+		}
+		if (!json_object_object_get_ex(pv, "ir", &ir) ||
+		    runs_check_params(ir, json_object_object_get(s, "params"), err, sizeof err)) {
+			snprintf(buf, n, "\"params\": %.200s", err);
+			json_object_put(pv);
+			return buf;
+		}
+		json_object_put(pv);
+	}
 	return NULL;
 }
 

@@ -40,10 +40,16 @@ const char *cron_check(const char *cron, const char *tz, char *buf, size_t n)
 
 	if (!cron || !*cron)
 		return "\"cron\": required";
-	if ((e = validate_cron(cron, NULL, buf, n)))
-		return e;
-	if (tz && (e = validate_tz(tz)))
-		return e;
+	char m[256];
+
+	if ((e = validate_cron(cron, NULL, m, sizeof m))) {
+		snprintf(buf, n, "\"cron\": '%.100s': %s", cron, e);
+		return buf;
+	}
+	if (tz && (e = validate_tz(tz))) {
+		snprintf(buf, n, "\"tz\": '%.100s': %s", tz, e);
+		return buf;
+	}
 	return NULL;
 }
 

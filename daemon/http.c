@@ -658,29 +658,35 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_kv("warn", "libmicrohttpd", "detail", msg, NULL);
 }
 
-int http_start(struct kfpd *k)
+int http_parse_listen(const char *listen, struct sockaddr_in *sa)
 {
-	struct sockaddr_in sa;
 	char host[64];
-	const char *colon = strrchr(k->listen, ':');
+	const char *colon = strrchr(listen, ':');
 	long port;
 	char *end;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	if (!colon || (size_t)(colon - k->listen) >= sizeof host) {
-		log_kv("error", "bad --listen (want HOST:PORT)", "listen", k->listen, NULL);
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	if (!colon || (size_t)(colon - listen) >= sizeof host || !colon[1])
 		return -1;
-	}
-	memcpy(host, k->listen, (size_t)(colon - k->listen));
-	host[colon - k->listen] = 0;
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = 0;
 	port = strtol(colon + 1, &end, 10);
 	if (*end || port < 0 || port > 65535 ||
-	    inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1", &sa.sin_addr) != 1) {
+	    inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1", &sa->sin_addr) != 1)
+		return -1;
+	sa->sin_port = htons((uint16_t)port);
+	return 0;
+}
+
+int http_start(struct kfpd *k)
+{
+	struct sockaddr_in sa;
+
+	if (http_parse_listen(k->listen, &sa)) {
 		log_kv("error", "bad --listen (want IPv4:PORT)", "listen", k->listen, NULL);
 		return -1;
 	}
-	sa.sin_port = htons((uint16_t)port);
 	k->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG, 0, NULL,

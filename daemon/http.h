@@ -40,6 +40,7 @@ struct req {
 	unsigned long long seen; /* body bytes received, kept or not */
 	const char *arg[4];   /* path arguments captured by ":x" route segments */
 	char argbuf[512];
+	char idbuf[256];      /* a run id resolved from a unique prefix (api_runs.c: arg[0]) */
 	char ns[64];          /* the caller's namespace ("" for admin) */
 	char role[16];        /* "admin" | "member" | "viewer" */
 	unsigned status;      /* status replied (0 until then) */
@@ -53,6 +54,11 @@ struct req {
 	int nq;
 	char *qbuf;
 };
+
+struct sockaddr_in;
+
+/* Parses LISTEN ("IPv4:PORT" or "localhost:PORT") into *SA. Returns 0, or -1 when malformed. */
+int http_parse_listen(const char *listen, struct sockaddr_in *sa);
 
 /* Starts the HTTP server on k->listen. Returns 0, or -1 with a message logged. */
 int http_start(struct kfpd *k);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -165,10 +166,29 @@ int main(int argc, char **argv)
 		}
 		i++;
 	}
-	if (!k.listen || !data || (strcmp(k.executor, "local") && strcmp(k.executor, "docker")) ||
-	    k.threads < 1 || k.threads > 64 || k.max_workers < 1 || k.max_workers > 1024) {
-		fputs(usage_text, stderr);
-		return 2;
+	{
+		struct sockaddr_in sa;
+		const char *bad = NULL;
+		char m[300];
+
+		if (!k.listen)
+			bad = "--listen HOST:PORT is required";
+		else if (http_parse_listen(k.listen, &sa))
+			bad = (snprintf(m, sizeof m, "--listen '%.200s': want IPv4:PORT, e.g. "
+				       "127.0.0.1:8080", k.listen), m);
+		else if (!data)
+			bad = "--data-dir DIR is required";
+		else if (strcmp(k.executor, "local") && strcmp(k.executor, "docker"))
+			bad = (snprintf(m, sizeof m, "--executor '%.200s': want local or docker",
+				       k.executor), m);
+		else if (k.threads < 1 || k.threads > 64)
+			bad = "--threads: want 1 to 64";
+		else if (k.max_workers < 1 || k.max_workers > 1024)
+			bad = "--max-workers: want 1 to 1024";
+		if (bad) {
+			fprintf(stderr, "kfpd: %s\n%s", bad, usage_text);
+			return 2;
+		}
 	}
 	if (getenv("KFPD_FAKE_NOW"))
 		k.fake_now = (time_t)strtoll(getenv("KFPD_FAKE_NOW"), NULL, 10);

@@ -17,8 +17,8 @@
  *                             exit handlers run), a second SIGINT 30 s later (cancel at once);
  *                             the record gets the engine's final status.
  *   retry                     a failed/cancelled run goes back to "queued" and is resumed: the
- *                             engine re-runs failed, cancelled and skipped steps and keeps
- *                             finished ones.
+ *                             engine re-runs failed, cancelled and skipped steps and the
+ *                             finally steps, and keeps the other finished ones.
  *   restart (recovery)        every record not terminal is queued again; a worker that
  *                             survived the daemon (kill -9) is adopted through a pidfd instead.
  *
@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -94,6 +95,11 @@ int runs_terminal(const char *s)
 	return !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
 }
 
+int runs_state_ok(const char *s)
+{
+	return runs_terminal(s) || !strcmp(s, "queued") || !strcmp(s, "running");
+}
+
 static const char *iso_now(struct kfpd *k, char buf[32])
 {
 	return util_iso8601(util_now(k), buf);
@@ -137,6 +143,15 @@ static json_object *step_view(const struct store_step *s)
 		json_object_array_add(atts, ao);
 	}
 	json_object_object_add(o, "attempts", atts);
+	json_object_object_add(o, "inputs", s->inputs ? json_object_get(s->inputs) : NULL);
+	json_object *ins = json_object_new_array();
+	for (i = 0; i < s->nin_arts; i++) {
+		json_object *a = json_object_new_object();
+		json_object_object_add(a, "name", json_object_new_string(s->in_arts[i].name));
+		json_object_object_add(a, "digest", json_object_new_string(s->in_arts[i].digest));
+		json_object_array_add(ins, a);
+	}
+	json_object_object_add(o, "input_artifacts", ins);
 	json_object_object_add(o, "outputs", s->outputs ? json_object_get(s->outputs) : NULL);
 	json_object *arts = json_object_new_array();
 	for (i = 0; i < s->nout_arts; i++) {
@@ -169,6 +184,23 @@ json_object *runs_engine_steps(struct kfpd *k, json_object *run)
 		json_object_array_add(arr, step_view(steps[i]));
 	store_step_list_free(steps, n);
 	return arr;
+}
+
+void runs_engine_run(json_object *run)
+{
+	struct store_run *er = NULL;
+
+	pthread_mutex_lock(&estore_lock);
+	if (!estore || store_run_get(estore, js_str(run, "id", ""), 0, &er)) {
+		pthread_mutex_unlock(&estore_lock);
+		return;
+	}
+	pthread_mutex_unlock(&estore_lock);
+	json_object_object_add(run, "outputs", er->outputs ? json_object_get(er->outputs) : NULL);
+	if (er->started > 0 && er->finished >= er->started)
+		json_object_object_add(run, "duration",
+				       json_object_new_double(er->finished - er->started));
+	store_run_free(er);
 }
 
 /* Counts step states of run ID into a new object; observes durations when OBSERVE. */
@@ -422,6 +454,16 @@ err:
 	return NULL;
 }
 
+int runs_check_params(json_object *ir, json_object *params, char *err, size_t n)
+{
+	json_object *o = resolve_params(ir, params, err, n);
+
+	if (!o)
+		return -EINVAL;
+	json_object_put(o);
+	return 0;
+}
+
 /* ---- create ---------------------------------------------------------------------------------- */
 
 /* Group commit: concurrent creations share one write transaction (and its fsync). The first
@@ -464,6 +506,32 @@ static void new_run_free(struct new_run *p)
 	free(p);
 }
 
+/* Creation order (GET /runs is newest first): a number above every earlier run's, the wall
+ * clock in microseconds when that is larger. runs_recover() raises it past the stored ones. */
+static int64_t seq_last;
+
+static int64_t next_seq(void)
+{
+	struct timespec ts;
+	int64_t cur = __atomic_load_n(&seq_last, __ATOMIC_RELAXED), nxt;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	do {
+		nxt = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+		if (nxt <= cur)
+			nxt = cur + 1;
+	} while (!__atomic_compare_exchange_n(&seq_last, &cur, nxt, 0, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return nxt;
+}
+
+/* The DB_NSRUNS key of a run by creation order: "NS/#SEQ" (20 digits), value {"id": ID}; the
+ * key "NS/ID" (value {}) finds a run by id prefix. */
+static void seq_key(char *key, size_t n, const char *ns, int64_t seq)
+{
+	snprintf(key, n, "%s/#%020lld", ns, (long long)seq);
+}
+
 /* Puts one new run's records into TXN. Returns 0, -EEXIST (its fire time already fired: nothing
  * put) or a negative database error. */
 static int put_new_run(struct kfpd *k, MDB_txn *txn, struct new_run *p)
@@ -482,6 +550,12 @@ static int put_new_run(struct kfpd *k, MDB_txn *txn, struct new_run *p)
 	snprintf(key, sizeof key, "%s/%s", p->ns, p->id);
 	o = json_object_new_object();
 	rc = db_put(k->db, txn, DB_RUNS, p->id, p->run);
+	if (!rc)
+		rc = db_put(k->db, txn, DB_NSRUNS, key, o);
+	json_object_put(o);
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(p->id));
+	seq_key(key, sizeof key, p->ns, js_int(p->run, "seq", 0));
 	if (!rc)
 		rc = db_put(k->db, txn, DB_NSRUNS, key, o);
 	if (!rc)
@@ -665,6 +739,7 @@ static struct new_run *new_run_make(struct kfpd *k, const char *ns, const char *
 	json_object_object_add(run, "state", json_object_new_string("queued"));
 	json_object_object_add(run, "reason", NULL);
 	json_object_object_add(run, "created", json_object_new_string(iso_now(k, ts)));
+	json_object_object_add(run, "seq", json_object_new_int64(next_seq()));
 	json_object_object_add(run, "started", NULL);
 	json_object_object_add(run, "finished", NULL);
 	json_object_object_add(run, "schedule", schedule ? json_object_new_string(schedule) : NULL);
@@ -875,7 +950,7 @@ static int engine_prepare(struct kfpd *k, json_object *rec, char *err, size_t n)
 	json_object_object_get_ex(rec, "params", &params);
 	nr.params = params;
 	nr.status = STORE_RUN_RUNNING;
-	nr.created = store_now();
+	nr.created = nr.started = store_now(); /* the worker's "succeeded (Ns)" counts from here */
 	nr.executor = (char *)k->executor;
 	rc = store_run_create(estore, &nr);
 	if (rc)
@@ -976,11 +1051,16 @@ static void worker_ended(struct kfpd *k, const char *id, int wstatus)
 	pthread_mutex_lock(&runs_lock);
 	if (!(rec = load_run(k, id)))
 		goto out;
-	if (st > STORE_RUN_RUNNING) {
+	if (st == STORE_RUN_CANCELLED && json_object_get_boolean(json_object_object_get(rec, "cancel"))) {
+		/* the worker saw a SIGINT: say who cancelled (the engine's record too) */
+		finish_run(k, rec, "cancelled", js_str(rec, "cancel_reason", "cancelled through the API"),
+			   1);
+	} else if (st > STORE_RUN_RUNNING) {
 		finish_run(k, rec, store_run_status_name((enum store_run_status)st),
 			   er->reason, 0);
 	} else if (json_object_get_boolean(json_object_object_get(rec, "cancel"))) {
-		finish_run(k, rec, "cancelled", "cancelled", 1);
+		finish_run(k, rec, "cancelled", js_str(rec, "cancel_reason", "cancelled through the API"),
+			   1);
 	} else {
 		if (wstatus == -1)
 			snprintf(why, sizeof why, "worker ended");
@@ -1178,6 +1258,71 @@ static int adopt(pid_t pid, const char *id)
 	return fd;
 }
 
+struct seq_ctx {
+	json_object *has;  /* ids that have a "NS/#SEQ" key */
+	json_object *ids;  /* ids found by "NS/ID" keys */
+};
+
+static int seq_scan(void *ctx, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct seq_ctx *c = ctx;
+	const char *slash = memchr(key, '/', klen);
+	json_object *o;
+
+	if (!slash || slash + 1 >= key + klen)
+		return 0;
+	if (slash[1] == '#') {
+		long long seq = strtoll(slash + 2, NULL, 10);
+		if (seq > seq_last)
+			seq_last = seq;
+		json_tokener *t = json_tokener_new();
+		if (t && (o = json_tokener_parse_ex(t, val, (int)vlen))) {
+			json_object_object_add(c->has, js_str(o, "id", ""), NULL);
+			json_object_put(o);
+		}
+		json_tokener_free(t);
+	} else {
+		json_object_array_add(c->ids, json_object_new_string_len(slash + 1,
+									 (int)(key + klen - slash - 1)));
+	}
+	return 0;
+}
+
+/* Gives every run without a creation-order key (recorded by an older kfpd) one, in id order,
+ * and raises seq_last past every stored sequence. */
+static void seq_migrate(struct kfpd *k)
+{
+	struct seq_ctx c = {json_object_new_object(), json_object_new_array()};
+	char key[300];
+	MDB_txn *txn = NULL;
+	size_t i;
+
+	db_scan(k->db, NULL, DB_NSRUNS, "", NULL, 0, seq_scan, &c);
+	for (i = 0; i < json_object_array_length(c.ids); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(c.ids, i));
+		json_object *rec, *o;
+		if (json_object_object_get_ex(c.has, id, NULL) ||
+		    db_get(k->db, txn, DB_RUNS, id, &rec))
+			continue;
+		if (!txn && db_begin(k->db, 1, &txn)) {
+			json_object_put(rec);
+			break;
+		}
+		json_object_object_add(rec, "seq", json_object_new_int64(next_seq()));
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(id));
+		seq_key(key, sizeof key, js_str(rec, "namespace", ""), js_int(rec, "seq", 0));
+		db_put(k->db, txn, DB_NSRUNS, key, o);
+		db_put(k->db, txn, DB_RUNS, id, rec);
+		json_object_put(o);
+		json_object_put(rec);
+	}
+	if (txn && db_commit(txn))
+		log_kv("error", "cannot index the runs by creation order", NULL);
+	json_object_put(c.has);
+	json_object_put(c.ids);
+}
+
 int runs_recover(struct kfpd *k)
 {
 	struct recover_ctx c = {k, json_object_new_array()};
@@ -1188,6 +1333,7 @@ int runs_recover(struct kfpd *k)
 		queue = json_object_new_array();
 	if (estore_open(k))
 		return -1;
+	seq_migrate(k);
 	long cnt[5] = {0};
 	db_scan(k->db, NULL, DB_RUNS, "", NULL, 0, count_state, cnt);
 	for (i = 0; i < 5; i++)
@@ -1275,33 +1421,52 @@ void runs_shutdown(struct kfpd *k)
 	pthread_mutex_unlock(&estore_lock);
 }
 
-/* Resets the failed, skipped and cancelled step instances of engine run ID to pending (attempts
- * kept), so that the resumed run executes them again and adopts the finished ones. Returns the
+/* Resets the failed, skipped and cancelled step instances of engine run ID, and its exit handlers
+ * (finally steps, whatever their state), to pending (attempts kept), so that the resumed run executes them again and adopts the finished ones. Returns the
  * number reset, or negative. */
 static int engine_reset_failed(const char *id)
 {
 	struct store_step **steps = NULL;
+	struct store_run *run = NULL;
+	json_object *ir = NULL, *fin, *fins = json_object_new_object();
 	size_t n = 0, i;
 	int rc = 0, nreset = 0;
 
 	pthread_mutex_lock(&estore_lock);
 	if (!estore) {
 		pthread_mutex_unlock(&estore_lock);
+		json_object_put(fins);
 		return 0;
 	}
 	if (store_step_list(estore, id, &steps, &n)) {
 		pthread_mutex_unlock(&estore_lock);
+		json_object_put(fins);
 		return -1;
 	}
+	/* the exit handlers (IR "finally") run again whatever they ended as (SPEC §6.9): they see
+	 * the run's status at the end of the retried run */
+	if (store_run_get(estore, id, 1, &run) == 0 && run->ir_json &&
+	    (ir = json_tokener_parse(run->ir_json)) &&
+	    json_object_object_get_ex(ir, "finally", &fin) &&
+	    json_object_is_type(fin, json_type_array))
+		for (i = 0; i < json_object_array_length(fin); i++)
+			json_object_object_add(fins,
+					       js_str(json_object_array_get_idx(fin, i), "id", ""),
+					       NULL);
+	store_run_free(run);
+	json_object_put(ir);
 	store_batch_begin(estore);
 	for (i = 0; i < n; i++) {
 		struct store_step *s = steps[i];
+		const char *node = s->node ? s->node : s->id;
 		if (s->state != STORE_STEP_FAILED && s->state != STORE_STEP_SKIPPED &&
-		    s->state != STORE_STEP_CANCELLED)
+		    s->state != STORE_STEP_CANCELLED &&
+		    !json_object_object_get_ex(fins, node, NULL))
 			continue;
 		s->state = STORE_STEP_PENDING;
 		free(s->reason);
 		s->reason = NULL;
+		s->started = 0; /* its duration: from its next attempt, not across the wait */
 		s->finished = 0;
 		nreset++;
 		if ((rc = store_step_put(estore, s)))
@@ -1311,6 +1476,7 @@ static int engine_reset_failed(const char *id)
 		rc = -1;
 	pthread_mutex_unlock(&estore_lock);
 	store_step_list_free(steps, n);
+	json_object_put(fins);
 	return rc ? -1 : nreset;
 }
 
@@ -1327,11 +1493,13 @@ int runs_active_for_schedule(struct kfpd *k, const char *sched)
 	return n;
 }
 
-int runs_cancel(struct kfpd *k, const char *id, json_object **out)
+int runs_cancel(struct kfpd *k, const char *id, const char *by, json_object **out)
 {
 	json_object *rec;
+	char why[200];
 	int rc = 0;
 
+	snprintf(why, sizeof why, "cancelled through the API by %s", by);
 	*out = NULL;
 	pthread_mutex_lock(&runs_lock);
 	if (!(rec = load_run(k, id))) {
@@ -1342,10 +1510,13 @@ int runs_cancel(struct kfpd *k, const char *id, json_object **out)
 		rc = 409;
 	} else if (!strcmp(js_str(rec, "state", ""), "queued")) {
 		json_object_object_add(rec, "cancel", json_object_new_boolean(1));
-		finish_run(k, rec, "cancelled", "cancelled before it started", estore != NULL);
+		set_str(rec, "cancel_reason", why);
+		snprintf(why + strlen(why), sizeof why - strlen(why), " before it started");
+		finish_run(k, rec, "cancelled", why, estore != NULL);
 		save_run(k, rec);
 	} else {
 		json_object_object_add(rec, "cancel", json_object_new_boolean(1));
+		set_str(rec, "cancel_reason", why);
 		save_run(k, rec);
 		if (!pending_cancel)
 			pending_cancel = json_object_new_array();
@@ -1378,6 +1549,7 @@ int runs_retry(struct kfpd *k, const char *id, json_object **out)
 		set_str(rec, "reason", NULL);
 		set_str(rec, "finished", NULL);
 		json_object_object_add(rec, "cancel", json_object_new_boolean(0));
+		json_object_object_del(rec, "cancel_reason");
 		json_object_object_add(rec, "spawns", json_object_new_int(0));
 		json_object_object_add(rec, "retries",
 				       json_object_new_int64(js_int(rec, "retries", 0) + 1));
@@ -1414,6 +1586,8 @@ int runs_delete(struct kfpd *k, const char *ns, const char *id)
 	} else if (db_begin(k->db, 1, &txn) == 0) {
 		snprintf(key, sizeof key, "%s/%s", ns, id);
 		db_del(k->db, txn, DB_RUNS, id);
+		db_del(k->db, txn, DB_NSRUNS, key);
+		seq_key(key, sizeof key, ns, js_int(rec, "seq", 0));
 		db_del(k->db, txn, DB_NSRUNS, key);
 		db_del(k->db, txn, DB_RUNIR, id);
 		rc = db_commit(txn) ? 500 : 0;

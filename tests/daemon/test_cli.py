@@ -137,7 +137,7 @@ try:
           "directory artifact unpacked: %s" % p.stderr)
     st, b = d.req("GET", "/api/v1/runs/%s/artifacts" % rid3, token=tok)
     dg = [a for a in b["artifacts"] if a["step"] == "make"][0]["digest"]
-    p = kfpc("lineage", dg[:16])
+    p = kfpc("lineage", dg[:16], "--json")
     check(p.returncode == 0 and json.loads(p.stdout)["produced_by"][0]["run"] == rid3,
           "lineage: %s %s" % (p.stdout, p.stderr))
     p = kfpc("artifact", "get", "0" * 64, "-o", out + "2")

@@ -27,7 +27,8 @@ check(p.returncode == 2 and "usage" in p.stderr, "no arguments: %s %s" % (p.retu
 p = run(["--listen", "127.0.0.1:1", "--data-dir", "/tmp/x", "--bogus", "1"])
 check(p.returncode == 2 and "--bogus" in p.stderr, "unknown option: %s" % p.stderr)
 p = run(["--listen", "127.0.0.1:1", "--data-dir", "/tmp/x", "--executor", "k8s"])
-check(p.returncode == 2, "unknown executor: %s" % p.returncode)
+check(p.returncode == 2 and "--executor 'k8s'" in p.stderr, "unknown executor: %s %s"
+      % (p.returncode, p.stderr))
 p = run(["--listen", "127.0.0.1:1", "--data-dir", "/tmp/x"], env={"KFPD_ADMIN_TOKEN": "short"})
 check(p.returncode == 2 and "16 characters" in p.stderr, "short admin token: %s" % p.stderr)
 
@@ -41,7 +42,8 @@ try:
     p = run(["--listen", "127.0.0.1:%d" % d.port, "--data-dir", other])
     check(p.returncode == 1 and "cannot listen" in p.stderr, "port in use: %s %s" % (p.returncode, p.stderr))
     p = run(["--listen", "nowhere", "--data-dir", other])
-    check(p.returncode == 1 and "listen" in p.stderr, "bad --listen: %s %s" % (p.returncode, p.stderr))
+    check(p.returncode == 2 and "--listen 'nowhere'" in p.stderr, "bad --listen is a usage error: "
+          "%s %s" % (p.returncode, p.stderr))
     # the admin token from a file
     tf = os.path.join(d.dir, "admin.token")
     with open(tf, "w") as f:
