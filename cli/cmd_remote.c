@@ -21,24 +21,14 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "cmds.h"
+
 /* Runs remote command ARGV[0] against SERVER (NULL: $KFPC_SERVER, else the config file's
  * "server"). Returns the exit code. ARGV is reordered in place (--json removed). */
 extern char **environ;
 
 int cmd_remote(int argc, char **argv, const char *server);
 
-/* The subcommand-table form: `kfpc remote COMMAND ...` (argv[0] = "remote"). */
-int cmd_remote_main(int argc, char **argv);
-
-/* Returns 1 if NAME is a command cmd_remote knows. */
-int cmd_remote_wants(const char *name);
-
-/* Returns the server named without --server ($KFPC_SERVER, else the config file's
- * "server = URL"), malloc'd, or NULL. */
-char *cmd_remote_configured_server(void);
-
-/* Prints the usage of remote command NAME (every command when NAME is NULL or unknown) to F. */
-void cmd_remote_usage(const char *name, FILE *f);
 
 static const char remote_usage[] =
 	"usage: kfpc --server URL COMMAND [ARGS]   (token: $KFPC_TOKEN or the config file)\n"
@@ -1378,9 +1368,4 @@ out:
 		free(c.token);
 	}
 	return rc;
-}
-
-int cmd_remote_main(int argc, char **argv)
-{
-	return cmd_remote(argc - 1, argv + 1, NULL);
 }

@@ -6,6 +6,8 @@
 #ifndef KFPC_CMDS_H
 #define KFPC_CMDS_H
 
+#include <stdio.h>
+
 int cmd_compile(int argc, char **argv); /* cli/cmd_compile.c */
 int cmd_graph(int argc, char **argv);   /* cli/cmd_compile.c */
 int cmd_run(int argc, char **argv);     /* cli/cmd_run.c */
@@ -19,5 +21,10 @@ int cmd_lineage(int argc, char **argv); /* cli/cmd_inspect.c */
  * or the config file); cmd_remote_wants says whether NAME is a remote command. */
 int cmd_remote(int argc, char **argv, const char *server);
 int cmd_remote_wants(const char *name);
+/* Returns the server named without --server ($KFPC_SERVER, else the config file's
+ * "server = URL"), malloc'd (the caller frees it), or NULL. */
+char *cmd_remote_configured_server(void);
+/* Prints the usage of remote command NAME (every command when NAME is NULL or unknown) to F. */
+void cmd_remote_usage(const char *name, FILE *f);
 
 #endif

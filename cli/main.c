@@ -57,11 +57,6 @@ static int usage(FILE *f)
 	return f == stdout ? 0 : 2;
 }
 
-/* The kfpd client's helpers (cli/cmd_remote.c): the server named by $KFPC_SERVER or the config
- * file (malloc'd, or NULL), and the usage of one remote command. */
-char *cmd_remote_configured_server(void);
-void cmd_remote_usage(const char *name, FILE *f);
-
 /* Removes `--server URL` / `--server=URL` from anywhere in argv into *URL (NULL: none).
  * Returns 0, or 2 after a message when --server has no URL. */
 static int take_server(int *argc, char **argv, const char **url)
