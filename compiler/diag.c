@@ -21,6 +21,7 @@ struct ignore {
 	int line;
 	int standalone;
 	char *codes;
+	size_t seq; /* registration order (diag_rollback) */
 };
 
 struct file {
@@ -56,6 +57,7 @@ struct diag {
 	int nerrors, nwarnings;
 	int werror;
 	int last_dropped; /* the last error/warning was suppressed (or lost): drop its notes */
+	size_t ign_seq;   /* kfpc:ignore comments registered so far */
 };
 
 struct diag *diag_new(void)
@@ -273,6 +275,7 @@ void diag_ignore_add(struct diag *d, int file, int line, const char *codes, size
 		return;
 	ig->line = line;
 	ig->standalone = standalone;
+	ig->seq = d->ign_seq++;
 	/* keep line order even if a caller registers out of order */
 	int i = f->nign++;
 	while (i > 0 && f->ign[i - 1].line > f->ign[i].line) {
@@ -333,6 +336,53 @@ int diag_is_suppressed(const struct diag *d, const char *code, struct loc loc)
 			return 1;
 	}
 	return 0;
+}
+
+struct diag_mark diag_mark(const struct diag *d)
+{
+	struct diag_mark m;
+
+	m.nents = d->nents;
+	m.ign_seq = d->ign_seq;
+	m.nerrors = d->nerrors;
+	m.nwarnings = d->nwarnings;
+	m.last_dropped = d->last_dropped;
+	m.last_nnotes = d->nents ? d->ents[d->nents - 1].nnotes : 0;
+	return m;
+}
+
+void diag_rollback(struct diag *d, const struct diag_mark *m)
+{
+	while (d->nents > m->nents) {
+		struct entry *e = &d->ents[--d->nents];
+
+		free(e->msg);
+		for (int j = 0; j < e->nnotes; j++)
+			free(e->notes[j].msg);
+		free(e->notes);
+	}
+	if (d->nents) {
+		struct entry *e = &d->ents[d->nents - 1];
+
+		while (e->nnotes > m->last_nnotes)
+			free(e->notes[--e->nnotes].msg);
+	}
+	for (int i = 0; i < d->nfiles; i++) {
+		struct file *f = &d->files[i];
+		int k = 0;
+
+		for (int j = 0; j < f->nign; j++) {
+			if (f->ign[j].seq >= m->ign_seq)
+				free(f->ign[j].codes);
+			else
+				f->ign[k++] = f->ign[j];
+		}
+		f->nign = k;
+	}
+	d->ign_seq = m->ign_seq;
+	d->nerrors = m->nerrors;
+	d->nwarnings = m->nwarnings;
+	d->last_dropped = m->last_dropped;
 }
 
 void diag_set_werror(struct diag *d, int on)

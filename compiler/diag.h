@@ -101,6 +101,21 @@ void diag_ignore_add(struct diag *d, int file, int line, const char *codes, size
 /* Returns 1 when a warning CODE at LOC is suppressed by a kfpc:ignore comment, else 0. */
 int diag_is_suppressed(const struct diag *d, const char *code, struct loc loc);
 
+/* A point in a struct diag's history (diag_mark()), to roll back to with diag_rollback(). */
+struct diag_mark {
+	size_t nents;
+	size_t ign_seq;
+	int nerrors, nwarnings, last_dropped;
+	int last_nnotes; /* notes of the entry that was the last one at the mark */
+};
+
+/* Returns the current point of D's history. */
+struct diag_mark diag_mark(const struct diag *d);
+
+/* Forgets every diagnostic, note and kfpc:ignore comment D recorded since M (the parser's fast
+ * pass rolls back before it parses a file again to report its syntax errors). */
+void diag_rollback(struct diag *d, const struct diag_mark *m);
+
 /* Sets the -Werror switch (nonzero: warnings count and print as errors). */
 void diag_set_werror(struct diag *d, int on);
 

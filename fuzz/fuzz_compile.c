@@ -8,8 +8,8 @@
  *
  *   cmake -S . -B build-fuzzb -DKFPC_FUZZ=ON -DCMAKE_C_COMPILER=clang
  *   cmake --build build-fuzzb --target fuzz_compile -j2
- *   mkdir -p fuzz/corpus-run/compile && cp tests/compile/ok/*.kfp tests/compile/fail/*.kfp \
- *       examples/*.kfp fuzz/corpus-run/compile/
+ *   mkdir -p fuzz/corpus-run/compile
+ *   find tests/compile examples -name '*.kfp' -exec cp {} fuzz/corpus-run/compile/ +
  *   build-fuzzb/fuzz_compile -dict=fuzz/kfp.dict -max_len=8192 fuzz/corpus-run/compile */
 #include <stddef.h>
 #include <stdint.h>

@@ -16,7 +16,25 @@
  * property name (props[] below) unless a ',' preceded it (SPEC §2).
  *
  * Memory: every value is allocated in the ast arena (no %destructor needed: nothing is heap
- * owned by the parser stack). Out of memory longjmps to parse_text(), which returns NULL. */
+ * owned by the parser stack). Out of memory longjmps to parse_text(), which returns NULL.
+ *
+ * Two parsers: the build generates this grammar twice, once as written (LAC, whose expected-token
+ * sets the syntax error messages list) and once with parse.lac=none and KFP_PARSE_FAST defined
+ * (CMakeLists.txt), whose yyparse is kfp_parse_fast(). A file is parsed with the fast one first;
+ * only when that reports a syntax error (or runs out of parser stack) are its diagnostics rolled
+ * back (diag_rollback) and the file parsed again with the LAC parser, so every message is the LAC
+ * parser's. Without a syntax error both parsers perform the same actions on the same tokens. */
+
+%code top {
+#ifdef KFP_PARSE_FAST
+/* the LAC-less copy of this parser: its own names for what the LAC copy exports */
+#define yyparse kfp_parse_fast
+#define parse_loc kfp_fast_parse_loc
+#define parse_span kfp_fast_parse_span
+#define parse_alloc kfp_fast_parse_alloc
+#define parse_strndup kfp_fast_parse_strndup
+#endif
+}
 
 %code requires {
 #include <setjmp.h>
@@ -29,17 +47,19 @@
 
 struct parse_ctx;
 
-/* A token's value: text and decoded literal, and the doc comment written before it. */
+/* A token's value: text and decoded literal, and the doc comment written before it. Kept at 32
+ * bytes (the parser copies values on every shift and reduction); lengths fit in 32 bits because
+ * a parsed file is shorter than 2^31 bytes (a raw string's template at most doubles that). */
 struct tok {
 	const char *s;      /* IDENT text; STRING/RAWSTRING decoded value; DURATION text */
-	size_t len;
-	const char *tmpl;   /* STRING/RAWSTRING: interpolation template (ast.h) */
-	size_t tmpl_len;
-	union {
-		int64_t i;  /* INT value; DURATION milliseconds */
-		double f;   /* FLOAT value */
-	};
 	const char *doc;    /* `///` text before this token, or NULL */
+	union {
+		const char *tmpl; /* STRING/RAWSTRING: interpolation template (ast.h) */
+		int64_t i;        /* INT value; DURATION milliseconds */
+		double f;         /* FLOAT value */
+	};
+	uint32_t len;       /* of s */
+	uint32_t tmpl_len;  /* STRING/RAWSTRING: of tmpl */
 };
 
 /* A growable array of pointers in the arena. */
@@ -101,6 +121,8 @@ struct parse_ctx {
 	int eof_error; /* an unterminated comment or string ran to the end of the file */
 	int unterm_line; /* line of an unterminated "string" (0: none): if the next line starts a
 			  * new statement, the ( and [ opened on that line are closed silently */
+	int fast;        /* parsed by kfp_parse_fast(): a syntax error only sets fast_failed */
+	int fast_failed;
 	/* result */
 	struct vec *imports, *types, *components, *pipelines, *items;
 };
@@ -123,6 +145,23 @@ char *parse_strndup(struct parse_ctx *ctx, const char *s, size_t n);
 }
 
 %code {
+/* The span of a rule: from its first symbol's start to its last one's end (bison's default,
+ * written with one struct copy). */
+#define YYLLOC_DEFAULT(Cur, Rhs, N)                                                    \
+	do {                                                                           \
+		if (N) {                                                               \
+			(Cur) = YYRHSLOC(Rhs, 1);                                      \
+			if ((N) > 1) {                                                 \
+				(Cur).last_line = YYRHSLOC(Rhs, N).last_line;          \
+				(Cur).last_column = YYRHSLOC(Rhs, N).last_column;      \
+			}                                                              \
+		} else {                                                               \
+			(Cur).first_line = (Cur).last_line = YYRHSLOC(Rhs, 0).last_line; \
+			(Cur).first_column = (Cur).last_column =                       \
+				YYRHSLOC(Rhs, 0).last_column;                          \
+		}                                                                      \
+	} while (0)
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +171,8 @@ char *parse_strndup(struct parse_ctx *ctx, const char *s, size_t n);
 
 static int yylex(YYSTYPE *v, YYLTYPE *l, struct parse_ctx *ctx);
 static void yyerror(YYLTYPE *l, struct parse_ctx *ctx, const char *msg);
+/* The same grammar's parser without LAC (see the header comment). */
+int kfp_parse_fast(struct parse_ctx *ctx);
 
 #define YYMAXDEPTH 20000
 
@@ -158,6 +199,7 @@ static void recovered(struct parse_ctx *ctx);
 }
 
 %define api.pure full
+%define api.header.include {"parser.h"}
 %define parse.error custom
 %define parse.lac full
 %locations
@@ -1157,26 +1199,36 @@ static void recovered(struct parse_ctx *ctx)
 
 /* ---- the token stream ------------------------------------------------------------------- */
 
+/* Token classes for the token stream (one table look-up per token instead of comparisons). */
+enum { TC_OPEN = 1, TC_CLOSE = 2, TC_ENDS = 4 };
+#define TC_SIZE 512
+static const unsigned char tok_class[TC_SIZE] = {
+	['{'] = TC_OPEN, ['('] = TC_OPEN, ['['] = TC_OPEN,
+	['}'] = TC_CLOSE | TC_ENDS, [')'] = TC_CLOSE | TC_ENDS, [']'] = TC_CLOSE | TC_ENDS,
+	[IDENT] = TC_ENDS, [STRING] = TC_ENDS, [RAWSTRING] = TC_ENDS, [INT] = TC_ENDS,
+	[FLOAT] = TC_ENDS, [DURATION] = TC_ENDS, [TRUE] = TC_ENDS, [FALSE] = TC_ENDS,
+};
+_Static_assert(YYMAXUTOK < TC_SIZE, "tok_class covers every token number");
+
+static int tc(int t)
+{
+	return (unsigned)t < TC_SIZE ? tok_class[t] : 0;
+}
+
 static int is_open(int t)
 {
-	return t == '{' || t == '(' || t == '[';
+	return tc(t) & TC_OPEN;
 }
 
 static int is_close(int t)
 {
-	return t == '}' || t == ')' || t == ']';
+	return tc(t) & TC_CLOSE;
 }
 
 /* Returns 1 if a newline after token T ends a statement (SPEC §1). */
 static int ends_stmt(int t)
 {
-	switch (t) {
-	case IDENT: case STRING: case RAWSTRING: case INT: case FLOAT: case DURATION:
-	case TRUE: case FALSE: case ')': case ']': case '}':
-		return 1;
-	default:
-		return 0;
-	}
+	return (tc(t) & TC_ENDS) != 0;
 }
 
 #define MAX_ERRORS_PER_FILE 100
@@ -1487,6 +1539,12 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, struct parse_ctx *ct
 	char found[192], want[512];
 	struct loc loc;
 
+	if (ctx->fast) {
+		/* leave the report to the LAC parser: stop reading, parse again */
+		ctx->fast_failed = 1;
+		ctx->stopped = 1;
+		return 0;
+	}
 	if (ctx->stopped || (la == YYSYMBOL_YYEOF && ctx->eof_error))
 		return 0;
 	ctx->recovering = 1;
@@ -1590,6 +1648,11 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, struct parse_ctx *ct
 
 static void yyerror(YYLTYPE *l, struct parse_ctx *ctx, const char *msg)
 {
+	if (ctx->fast) {
+		ctx->fast_failed = 1;
+		ctx->stopped = 1;
+		return;
+	}
 	if (ctx->stopped)
 		return;
 	if (strstr(msg, "exhausted"))
@@ -1601,6 +1664,7 @@ static void yyerror(YYLTYPE *l, struct parse_ctx *ctx, const char *msg)
 }
 
 /* ---- entry points ----------------------------------------------------------------------- */
+#ifndef KFP_PARSE_FAST
 
 static struct ast_file *parse(struct ast_arena *a, struct diag *d, int file, const char *text,
 			      size_t len, char *inplace);
@@ -1611,17 +1675,19 @@ struct ast_file *parse_text(struct ast_arena *a, struct diag *d, int file, const
 	return parse(a, d, file, text, len, NULL);
 }
 
-/* Parses TEXT; with INPLACE (TEXT itself, writable and followed by two NUL bytes) the scanner
- * reads it without taking a copy and restores it before returning. */
-static struct ast_file *parse(struct ast_arena *a, struct diag *d, int file, const char *text,
-			      size_t len, char *inplace)
+/* One parse of TEXT (see parse()) with kfp_parse_fast() when FAST, else with the LAC parser;
+ * *FAILED is set when the fast parser met a syntax error (its tree is then incomplete). */
+static struct ast_file *parse_pass(struct ast_arena *a, struct diag *d, int file, const char *text,
+				   size_t len, char *inplace, int fast, int *failed)
 {
 	struct parse_ctx *ctx;
 	struct ast_file *f = NULL;
 	const char *nul;
 
+	*failed = 0;
 	if (!(ctx = calloc(1, sizeof *ctx)))
 		return NULL;
+	ctx->fast = fast;
 	ctx->arena = a;
 	ctx->diag = d;
 	ctx->file = file;
@@ -1672,7 +1738,10 @@ static struct ast_file *parse(struct ast_arena *a, struct diag *d, int file, con
 	}
 	if (!inplace || !(ctx->buf = kfp_scan_buffer(inplace, len + 2, ctx->scanner)))
 		ctx->buf = kfp_scan_bytes(text, (int)len, ctx->scanner);
-	yyparse(ctx);
+	if (ctx->fast)
+		kfp_parse_fast(ctx);
+	else
+		yyparse(ctx);
 out:
 	if (f) {
 		f->imports = (struct ast_import **)ctx->imports->v;
@@ -1693,9 +1762,28 @@ out:
 		}
 		kfplex_destroy(ctx->scanner);
 	}
+	*failed = ctx->fast_failed;
 	free(ctx->doc);
 	free(ctx);
 	return f;
+}
+
+/* Parses TEXT; with INPLACE (TEXT itself, writable and followed by two NUL bytes) the scanner
+ * reads it without taking a copy and restores it before returning. The fast parser first; on a
+ * syntax error its diagnostics are dropped and the LAC parser reports (the first tree stays in
+ * the arena until it is freed). */
+static struct ast_file *parse(struct ast_arena *a, struct diag *d, int file, const char *text,
+			      size_t len, char *inplace)
+{
+	struct diag_mark m = diag_mark(d);
+	struct ast_file *f;
+	int failed;
+
+	f = parse_pass(a, d, file, text, len, inplace, 1, &failed);
+	if (!failed)
+		return f;
+	diag_rollback(d, &m);
+	return parse_pass(a, d, file, text, len, inplace, 0, &failed);
 }
 
 struct ast_file *parse_file(struct ast_arena *a, struct diag *d, int file)
@@ -1707,3 +1795,4 @@ struct ast_file *parse_file(struct ast_arena *a, struct diag *d, int file)
 		return parse(a, d, file, "", 0, NULL);
 	return parse(a, d, file, text, len, text);
 }
+#endif /* !KFP_PARSE_FAST */
