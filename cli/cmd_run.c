@@ -32,7 +32,8 @@ static const char usage_text[] =
 	"stdout: the run id first (\"run RUN\"), the pipeline outputs last (\"NAME = VALUE\").\n"
 	"stderr: progress (live on a terminal, else one line per step), errors.\n"
 	"Secrets: secret(\"NAME\") in env reads $KFPC_SECRET_NAME (upper case, '-' as '_').\n"
-	"Exit status: 0 succeeded, 1 failed or cancelled or the pipeline has errors, 2 usage, I/O, IR or parameter error.\n";
+	"Exit status: 0 succeeded, 1 failed or cancelled or the pipeline has errors, 2 usage, I/O, IR or parameter error.\n"
+	"Bad input found before anything runs (IR, compile, parameters) is also recorded as a failed run.\n";
 
 /* Option value: "--opt=V" or "--opt V". Returns the value or NULL (and advances *i). */
 static const char *optval(int argc, char **argv, int *i, const char *name)

@@ -1,4 +1,5 @@
 /* cache.c - cache keys (canonical JSON + SHA-256) and lookups with max_age and artifact checks. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,17 @@ json_object *cache_canonical(json_object *v)
 	}
 }
 
+/* SHA-256, fetched once: with OpenSSL 3, EVP_sha256() in EVP_Digest fetches the
+ * implementation from the provider store on every call (locks, a hash lookup). The method is
+ * kept for the life of the process (OpenSSL's own store holds it anyway). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int cache_key(json_object *view, char key[CACHE_KEY_SIZE])
 {
 	json_object *c = cache_canonical(view);
@@ -80,9 +92,10 @@ int cache_key(json_object *view, char key[CACHE_KEY_SIZE])
 
 	if (!c)
 		return -1;
+	pthread_once(&sha256_once, sha256_fetch);
 	s = json_object_to_json_string_length(c, JSON_C_TO_STRING_PLAIN |
 						  JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if (!s || !EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+	if (!s || !EVP_Digest(s, len, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(), NULL) || mdlen != 32) {
 		json_object_put(c);
 		return -1;
 	}

@@ -105,6 +105,10 @@ struct exec_spec {
 				    the step wrote nothing (the local executor creates them at the
 				    first byte) */
 	const char *stderr_path;
+	size_t stdout_limit;     /* 0: none; else stdout is a value output: once it passes this many
+				    bytes the executor stops the attempt (local: SIGTERM to its group,
+				    SIGKILL 5 s later), keeps the first stdout_limit bytes in the log
+				    plus a note, and sets result.stdout_cut */
 };
 
 /* How an attempt ended. Exactly one of the classes applies, checked in this order:
@@ -119,6 +123,7 @@ struct exec_result {
 	double started;
 	double finished;
 	char msg[256];  /* human-readable detail ("" if none); never contains secrets */
+	int stdout_cut; /* 1: stdout passed spec->stdout_limit and the attempt was stopped */
 };
 
 /* A running attempt. Executors allocate a larger struct with this as its FIRST member. */

@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -56,6 +58,9 @@ struct stream {
 	int logfd;           /* log file, -1 until the first byte */
 	char *path;          /* log file path */
 	int failed;          /* writing the log failed: drop further output */
+	size_t limit;        /* 0: none; else stop the job once more than this arrived */
+	size_t written;      /* bytes that arrived so far */
+	int cut;             /* 1: passed the limit: the job was stopped, the log was cut */
 };
 
 struct ljob {
@@ -66,12 +71,17 @@ struct ljob {
 	int done;            /* 1: finished (res valid) */
 	struct exec_result res;
 	struct stream out[2];
+	double kill_at;      /* stdout passed its limit: SIGKILL the group at this time, 0: none */
 	struct ljob *next;   /* in x->running or x->finished */
+	struct exec *x;
 };
 
 struct exec {
 	int sfd;             /* signalfd for SIGCHLD */
-	int epfd;            /* epoll: sfd and every job's pipes */
+	int epfd;            /* epoll: sfd and every job's pipes (and tfd) */
+	int tfd;             /* timerfd for SIGKILL after a stdout cut, -1 until needed */
+	int nkill;           /* jobs with kill_at set */
+	int chld;            /* a SIGCHLD was read: call wait4 until it returns 0 */
 	sigset_t oldmask;
 	struct ljob *running;
 	struct ljob *finished; /* synthetic completions (spawn failures), reaped first */
@@ -177,6 +187,7 @@ static int local_open(const struct exec_config *cfg, struct exec **out, char *er
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	x->tfd = -1;
 	{
 		long hz = sysconf(_SC_CLK_TCK);
 		if (hz > 0 && 1000000000L % hz == 0)
@@ -210,7 +221,7 @@ static int local_open(const struct exec_config *cfg, struct exec **out, char *er
 		goto err3;
 	}
 	{
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x->sfd};
 		if (epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->sfd, &ev) < 0) {
 			snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
 			close(x->epfd);
@@ -264,11 +275,105 @@ static void job_free(struct ljob *j)
 	free(j);
 }
 
+/* Write N bytes to ST's log (created at the first byte); a failure drops further output. */
+static void stream_write(struct stream *st, const char *buf, size_t n)
+{
+	ssize_t w;
+	size_t off;
+
+	if (st->failed || !n)
+		return;
+	if (st->logfd < 0) {
+		st->logfd = open(st->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (st->logfd < 0) {
+			st->failed = 1;
+			return;
+		}
+	}
+	for (off = 0; off < n; off += (size_t)w) {
+		w = write(st->logfd, buf + off, n - off);
+		if (w < 0 && errno == EINTR) {
+			w = 0;
+			continue;
+		}
+		if (w <= 0) {
+			st->failed = 1; /* disk full: the step goes on, its log is cut */
+			return;
+		}
+	}
+}
+
+/* ST passed its limit with the N bytes in BUF: keep what fits and a note, stop reading (a
+ * further write gets EPIPE/SIGPIPE), SIGTERM the job's group and arm the SIGKILL timer. */
+static void stream_cut(struct stream *st, const char *buf, size_t n)
+{
+	struct ljob *j = st->job;
+	struct exec *x = j->x;
+	char note[200];
+	int len;
+
+	stream_write(st, buf, st->limit - st->written);
+	st->written = st->limit;
+	len = snprintf(note, sizeof note, "\n[kfpc: output cut at %zu bytes, the limit of a value "
+			   "output; the step was stopped]\n", st->limit);
+	stream_write(st, note, (size_t)len);
+	(void)n;
+	st->cut = 1;
+	stream_close_fd(st);
+	if (j->done || j->pgid <= 0 || j->kill_at > 0)
+		return;
+	kill(-j->pgid, SIGTERM);
+	j->kill_at = now_wall() + 5.0;
+	x->nkill++;
+	if (x->tfd < 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x->tfd};
+		x->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (x->tfd >= 0 && epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->tfd, &ev) < 0) {
+			close(x->tfd);
+			x->tfd = -1;
+		}
+	}
+	if (x->tfd >= 0) {
+		struct itimerspec its = {{0, 0}, {5, 0}};
+		timerfd_settime(x->tfd, 0, &its, NULL);
+	} else {
+		kill(-j->pgid, SIGKILL); /* no timer: no grace either */
+		j->kill_at = 0;
+		x->nkill--;
+	}
+}
+
+/* SIGKILL the groups whose grace after a stdout cut is over; re-arm the timer for the rest. */
+static void kill_due(struct exec *x)
+{
+	double now = now_wall(), next = 0;
+	struct ljob *j;
+
+	for (j = x->running; j; j = j->next) {
+		if (j->kill_at <= 0)
+			continue;
+		if (j->kill_at <= now) {
+			kill(-j->pgid, SIGKILL);
+			j->kill_at = 0;
+			x->nkill--;
+		} else if (!next || j->kill_at < next) {
+			next = j->kill_at;
+		}
+	}
+	if (next > 0) {
+		double d = next - now;
+		struct itimerspec its = {{0, 0}, {(time_t)d, (long)((d - (time_t)d) * 1e9) + 1}};
+		if (its.it_value.tv_nsec >= 1000000000L)
+			its.it_value.tv_nsec = 999999999L;
+		timerfd_settime(x->tfd, 0, &its, NULL);
+	}
+}
+
 /* Copy what is available on ST into its log (created at the first byte). */
 static void stream_drain(struct stream *st)
 {
 	char buf[65536];
-	ssize_t r, w, off;
+	ssize_t r;
 
 	while (st->fd >= 0) {
 		r = read(st->fd, buf, sizeof buf);
@@ -280,26 +385,12 @@ static void stream_drain(struct stream *st)
 			stream_close_fd(st); /* EOF (or an error) */
 			return;
 		}
-		if (st->failed)
-			continue;
-		if (st->logfd < 0) {
-			st->logfd = open(st->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-			if (st->logfd < 0) {
-				st->failed = 1;
-				continue;
-			}
+		if (st->limit && st->written + (size_t)r > st->limit) {
+			stream_cut(st, buf, (size_t)r);
+			return;
 		}
-		for (off = 0; off < r; off += w) {
-			w = write(st->logfd, buf + off, (size_t)(r - off));
-			if (w < 0 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w <= 0) {
-				st->failed = 1; /* disk full: the step goes on, its log is cut */
-				break;
-			}
-		}
+		st->written += (size_t)r;
+		stream_write(st, buf, (size_t)r);
 	}
 }
 
@@ -317,6 +408,8 @@ static void local_close(struct exec *x)
 		nx = j->next;
 		job_free(j);
 	}
+	if (x->tfd >= 0)
+		close(x->tfd);
 	close(x->epfd);
 	close(x->sfd);
 	sigprocmask(SIG_SETMASK, &x->oldmask, NULL);
@@ -516,10 +609,12 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 		return -1;
 	}
 	j->pub.udata = udata;
+	j->x = x;
 	j->out[0].fd = j->out[0].logfd = j->out[1].fd = j->out[1].logfd = -1;
 	if (stream_open(x, j, &j->out[0], s->stdout_path, &ofd, err, errlen) < 0 ||
 	    stream_open(x, j, &j->out[1], s->stderr_path, &efd, err, errlen) < 0)
 		goto out0;
+	j->out[0].limit = s->stdout_limit;
 	env = build_env(x, s, &strs);
 	if (!env) {
 		snprintf(err, errlen, "out of memory");
@@ -638,24 +733,43 @@ static int local_reap(struct exec *x, struct exec_job **job, struct exec_result 
 		*res = j->res;
 		return 1;
 	}
-	while ((nev = epoll_wait(x->epfd, evs, 64, 0)) > 0) {
-		for (k = 0; k < nev; k++)
-			if (evs[k].data.ptr)
-				stream_drain(evs[k].data.ptr);
-		if (nev < 64)
-			break;
+	/* Once per round (not per reaped job): copy what the pipes hold, and learn from the
+	 * signalfd whether a child ended; wait4 is called only then, until it says no more. */
+	if (!x->chld) {
+		while ((nev = epoll_wait(x->epfd, evs, 64, 0)) > 0) {
+			for (k = 0; k < nev; k++) {
+				if (evs[k].data.ptr == &x->sfd) {
+					if (read(x->sfd, &si, sizeof si) == sizeof si)
+						x->chld = 1;
+				} else if (evs[k].data.ptr == &x->tfd) {
+					uint64_t ticks;
+					if (read(x->tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+						continue; /* kill_due below looks at the deadlines */
+				} else {
+					stream_drain(evs[k].data.ptr);
+				}
+			}
+			if (nev < 64)
+				break;
+		}
+		if (x->nkill > 0)
+			kill_due(x);
+		if (!x->chld)
+			return 0;
 	}
-	while (read(x->sfd, &si, sizeof si) == sizeof si)
-		;
 	for (;;) {
 		pid = wait4(-1, &status, WNOHANG, &ru);
-		if (pid == 0)
+		if (pid == 0) {
+			x->chld = 0;
 			return 0;
+		}
 		if (pid < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == ECHILD)
+			if (errno == ECHILD) {
+				x->chld = 0;
 				return 0;
+			}
 			snprintf(err, errlen, "wait: %s", strerror(errno));
 			return -1;
 		}
@@ -668,11 +782,17 @@ static int local_reap(struct exec *x, struct exec_job **job, struct exec_result 
 		j->next = NULL;
 		/* whatever the step left behind in its group goes with it; its output is taken */
 		kill(-j->pgid, SIGKILL);
+		if (j->kill_at > 0) {
+			j->kill_at = 0;
+			x->nkill--;
+		}
+		j->done = 1; /* a cut found by the last drains signals nothing (the group is gone) */
 		stream_drain(&j->out[0]);
 		stream_drain(&j->out[1]);
 		stream_close(&j->out[0]);
 		stream_close(&j->out[1]);
 		memset(res, 0, sizeof *res);
+		res->stdout_cut = j->out[0].cut;
 		res->started = j->started;
 		res->finished = now_wall();
 		if (WIFEXITED(status)) {

@@ -105,6 +105,13 @@ void progress_started(struct progress *p, const char *name, int attempt)
 {
 	if (!p)
 		return;
+	for (size_t i = 0; i < p->nrun; i++)
+		if (!strcmp(p->run[i].name, name)) { /* a new attempt of a listed step */
+			p->run[i].attempt = attempt;
+			p->run[i].since = mono();
+			p->dirty = 1;
+			goto note;
+		}
 	if (p->nrun == p->caprun) {
 		size_t nc = p->caprun ? 2 * p->caprun : 16;
 		struct running *n = realloc(p->run, nc * sizeof *n);
@@ -120,6 +127,7 @@ void progress_started(struct progress *p, const char *name, int attempt)
 	p->run[p->nrun].since = mono();
 	p->nrun++;
 	p->dirty = 1;
+note:
 	if (attempt > 1) {
 		clear_block(p);
 		stamp(p);
@@ -137,6 +145,14 @@ static void drop_running(struct progress *p, const char *name)
 			p->run[i] = p->run[--p->nrun];
 			return;
 		}
+}
+
+void progress_waiting(struct progress *p, const char *name)
+{
+	if (!p)
+		return;
+	drop_running(p, name);
+	p->dirty = 1;
 }
 
 /* Reads the last LINES lines of PATH (at most 4 KiB from its end) into buf. */
@@ -267,18 +283,28 @@ static void draw(struct progress *p)
 	col = 0;
 	line[0] = 0;
 	for (i = 0; i < PROGRESS_NSTATES; i++) {
-		if (!p->counts[i] && i != 1 && i != 2)
+		size_t c = p->counts[i];
+		/* running: the steps listed below (the scheduler's counts may be ahead of what
+		 * was published); the difference stays with pending, so the total holds */
+		if (i == 0 && p->counts[0] + p->counts[1] >= p->nrun)
+			c = p->counts[0] + p->counts[1] - p->nrun;
+		else if (i == 1)
+			c = p->nrun;
+		if (!c && i != 1 && i != 2)
 			continue;
 		col += snprintf(line + col, sizeof line - col, "%s%zu %s", col ? "  " : "  ",
-				p->counts[i], state_names[i]);
+				c, state_names[i]);
 		if (col >= (int)sizeof line)
 			break;
 	}
 	fprintf(p->f, "%.*s\n", w - 1, line);
 	lines++;
 	for (k = 0; k < p->nrun && k < MAXRUN; k++) {
-		snprintf(line, sizeof line, "  running %s%s (%.0fs)", p->run[k].name,
-			 p->run[k].attempt > 1 ? " (retry)" : "", now - p->run[k].since);
+		char att[32] = "";
+		if (p->run[k].attempt > 1)
+			snprintf(att, sizeof att, " (attempt %d)", p->run[k].attempt);
+		snprintf(line, sizeof line, "  running %s%s (%.0fs)", p->run[k].name, att,
+			 now - p->run[k].since);
 		fprintf(p->f, "%.*s\n", w - 1, line);
 		lines++;
 	}

@@ -32,6 +32,9 @@ void progress_header(struct progress *p, const char *run_id, const char *pipelin
 /* A step instance started an attempt (live mode lists it as running). */
 void progress_started(struct progress *p, const char *name, int attempt);
 
+/* A step instance's attempt failed and it waits to retry (live mode stops listing it). */
+void progress_waiting(struct progress *p, const char *name);
+
 /* A step instance reached STATE ("succeeded", "failed" ...) after SECS seconds (<0: no
  * duration). DETAIL (may be NULL) goes in parentheses; LOC ("file:line:col", may be NULL) is
  * printed for failures; LOGPATH (may be NULL): its last lines are shown for failures. */

@@ -152,7 +152,7 @@ fail:
 /* Compile a .kfp into IR text (malloc'd), printing diagnostics. Returns NULL on errors with
  * *code set (1 compile errors, 2 I/O). */
 static char *compile_to_ir(const char *path, const char *pipeline, FILE *err, size_t *len,
-			   int *code)
+			   int *code, size_t *nerrors)
 {
 	struct diag *d = diag_new();
 	struct compile_opts co = {pipeline, 0};
@@ -161,6 +161,7 @@ static char *compile_to_ir(const char *path, const char *pipeline, FILE *err, si
 	FILE *mem;
 	int rc, color = isatty(fileno(err)) && !getenv("NO_COLOR");
 
+	*nerrors = 0;
 	if (!d) {
 		fprintf(err, "kfpc run: out of memory\n");
 		*code = 2;
@@ -175,6 +176,7 @@ static char *compile_to_ir(const char *path, const char *pipeline, FILE *err, si
 	}
 	rc = compile_file(path, &co, d, mem);
 	fclose(mem);
+	*nerrors = (size_t)diag_errors(d);
 	if (diag_errors(d) || diag_warnings(d))
 		diag_print(d, err, DIAG_FORMAT_TEXT, color);
 	diag_free(d);
@@ -332,6 +334,52 @@ static void print_outputs(const struct ir *ir, json_object *outputs, FILE *out)
 	fflush(out);
 }
 
+/* Bad input found before the run could start (compile errors, invalid IR, a bad parameter):
+ * record a run in state failed with REASON, so that `kfpc runs` and `kfpc show` tell it, and
+ * print its id ("run RUN") on OUT. What is recorded: the pipeline name (the IR's, else --pipeline,
+ * else the file path), the IR text when there is one, the parameters as given (strings), the
+ * executor. The exit status stays the caller's (SPEC.md §8: 2 for IR and parameter errors). */
+static void record_bad_input(struct store *st, const struct run_opts *o, const struct ir *ir,
+			     char *text, const char *executor, const char *reason, FILE *out,
+			     FILE *err)
+{
+	char run_id[STORE_RUN_ID_SIZE];
+	struct store_run rr = {0};
+	json_object *given = json_object_new_object();
+	size_t i;
+
+	for (i = 0; given && i < o->nparams; i++) {
+		const char *eq = strchr(o->params[i], '=');
+		char name[256];
+		if (!eq || eq == o->params[i] || (size_t)(eq - o->params[i]) >= sizeof name)
+			continue;
+		memcpy(name, o->params[i], (size_t)(eq - o->params[i]));
+		name[eq - o->params[i]] = 0;
+		json_object_object_add(given, name, json_object_new_string(eq + 1));
+	}
+	if (store_run_id_new(run_id) < 0) {
+		fprintf(err, "kfpc run: cannot make a run id\n");
+		json_object_put(given);
+		return;
+	}
+	rr.id = run_id;
+	rr.pipeline = (char *)(ir && ir->name ? ir->name : o->pipeline ? o->pipeline : o->file);
+	rr.ir_json = ir ? text : NULL;
+	rr.source = (char *)o->file;
+	rr.params = given;
+	rr.status = STORE_RUN_FAILED;
+	rr.reason = (char *)reason;
+	rr.created = rr.started = rr.finished = store_now();
+	rr.executor = (char *)executor;
+	if (store_run_create(st, &rr) < 0 || store_sync(st) < 0) {
+		fprintf(err, "kfpc run: cannot record the failed run: %s\n", store_errmsg(st));
+	} else {
+		fprintf(out, "run %s\n", run_id);
+		fflush(out);
+	}
+	json_object_put(given);
+}
+
 int run_main(const struct run_opts *o, FILE *out, FILE *err)
 {
 	char *text = NULL, msg[1024], run_id[STORE_RUN_ID_SIZE], abs_state[PATH_MAX];
@@ -377,7 +425,7 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 		}
 		snprintf(run_id, sizeof run_id, "%s", id);
 		free(id);
-		if (store_run_get(st, run_id, 1, &old) < 0 || !old->ir_json) {
+		if (store_run_get(st, run_id, 1, &old) < 0) {
 			fprintf(err, "kfpc run: --resume: cannot load run %s: %s\n", run_id,
 				store_errmsg(st));
 			goto out;
@@ -403,20 +451,24 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 				goto out;
 			}
 		}
+		if (old->status != STORE_RUN_RUNNING) {
+			fprintf(out, "run %s\n", run_id);
+			fprintf(err, "kfpc run: run %s already ended: %s%s%s%s\n", run_id,
+				store_run_status_name(old->status), old->reason ? " (" : "",
+				old->reason ? old->reason : "", old->reason ? ")" : "");
+			if (old->ir_json &&
+			    (ir = ir_load(old->ir_json, strlen(old->ir_json), msg, sizeof msg)))
+				print_outputs(ir, old->outputs, out);
+			code = old->status == STORE_RUN_SUCCEEDED ? RUN_EXIT_OK : RUN_EXIT_FAILED;
+			goto out;
+		}
+		if (!old->ir_json) {
+			fprintf(err, "kfpc run: --resume: run %s has no IR\n", run_id);
+			goto out;
+		}
 		ir = ir_load(old->ir_json, strlen(old->ir_json), msg, sizeof msg);
 		if (!ir) {
 			fprintf(err, "kfpc run: run %s: %s\n", run_id, msg);
-			goto out;
-		}
-		if (old->status != STORE_RUN_RUNNING) {
-			fprintf(out, "run %s\n", run_id);
-			fprintf(err, "kfpc run: run %s already ended: %s%s%s\n", run_id,
-				store_run_status_name(old->status), old->reason ? " (" : "",
-				old->reason ? old->reason : "");
-			if (old->reason)
-				fputs(")", err);
-			print_outputs(ir, old->outputs, out);
-			code = old->status == STORE_RUN_SUCCEEDED ? RUN_EXIT_OK : RUN_EXIT_FAILED;
 			goto out;
 		}
 		params = json_object_get(old->params);
@@ -435,20 +487,30 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 			}
 		} else {
 			int c = 2;
-			text = compile_to_ir(o->file, o->pipeline, err, &len, &c);
+			size_t nerr = 0;
+			text = compile_to_ir(o->file, o->pipeline, err, &len, &c, &nerr);
 			if (!text) { /* as kfpc compile: 1 the pipeline has errors, 2 I/O */
 				code = c == 1 ? RUN_EXIT_FAILED : RUN_EXIT_USAGE;
+				if (c == 1) {
+					snprintf(msg, sizeof msg, "%s: the pipeline has %zu compile "
+						 "error%s", o->file, nerr, nerr == 1 ? "" : "s");
+					record_bad_input(st, o, NULL, NULL, executor, msg, out, err);
+				}
 				goto out;
 			}
 		}
 		ir = ir_load(text, len, msg, sizeof msg);
 		if (!ir) {
+			char reason[1200];
 			fprintf(err, "kfpc run: %s: %s\n", o->file, msg);
+			snprintf(reason, sizeof reason, "invalid IR: %s: %s", o->file, msg);
+			record_bad_input(st, o, NULL, NULL, executor, reason, out, err);
 			goto out;
 		}
 		params = run_bind_params(ir, o->params, o->nparams, msg, sizeof msg);
 		if (!params) {
 			fprintf(err, "kfpc run: %s\n", msg);
+			record_bad_input(st, o, ir, text, executor, msg, out, err);
 			goto out;
 		}
 		if (store_run_id_new(run_id) < 0) {
@@ -475,9 +537,8 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 		if (!strcmp(executor, "local"))
 			note_ignored(ir, err);
 	}
-	code = RUN_EXIT_FAILED;
 
-	/* record the run before anything runs */
+	/* record the run before anything runs (failing that is an I/O error: exit 2) */
 	t0 = store_now();
 	if (!old) {
 		rr.id = run_id;
@@ -493,6 +554,7 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 			goto out;
 		}
 	}
+	code = RUN_EXIT_FAILED;
 	fprintf(out, "run %s\n", run_id);
 	fflush(out);
 	if (o->explain) {

@@ -464,6 +464,7 @@ static void publish(struct sched *S)
 		if (S->reports[k].kind == 's') {
 			progress_started(S->c->prog, I->name, S->reports[k].attempt);
 		} else if (S->reports[k].kind == 'r') {
+			progress_waiting(S->c->prog, I->name);
 			progress_message(S->c->prog, "%s attempt %d failed (%s), retrying", I->name,
 					 S->reports[k].attempt,
 					 I->natts >= (size_t)S->reports[k].attempt &&
@@ -2117,6 +2118,9 @@ static int prepare(struct sched *S, struct inst *I, char *err, size_t errlen, in
 	rt->spec.id.attempt = I->attempt;
 	rt->spec.stdout_path = rt->out_path;
 	rt->spec.stderr_path = rt->err_path;
+	for (i = 0; i < n->noutputs; i++)
+		if (!n->outputs[i].artifact && n->outputs[i].from == IR_FROM_STDOUT)
+			rt->spec.stdout_limit = VALUE_OUTPUT_MAX;
 	/* artifact inputs */
 	for (i = 0; i < n->ninputs; i++)
 		if (n->inputs[i].artifact)
@@ -2542,6 +2546,16 @@ static void attempt_end(struct sched *S, struct inst *I, const struct exec_resul
 	} else if (res->timeout) {
 		kind = STORE_FAIL_TIMEOUT;
 		snprintf(reason, sizeof reason, "timed out");
+	} else if (res->stdout_cut) {
+		size_t i;
+		const char *name = "?";
+		for (i = 0; i < I->node->noutputs; i++)
+			if (!I->node->outputs[i].artifact &&
+			    I->node->outputs[i].from == IR_FROM_STDOUT)
+				name = I->node->outputs[i].name;
+		kind = STORE_FAIL_ERROR;
+		snprintf(reason, sizeof reason, "output '%s' is more than the 1 MiB limit of a value "
+			 "output (from stdout): the step was stopped", name);
 	} else if (res->signal) {
 		kind = STORE_FAIL_ERROR;
 		snprintf(reason, sizeof reason, "killed by signal %d (%s)", res->signal,

@@ -560,6 +560,33 @@ static int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi
 	return mdb_dbi_open(txn, name, flags, dbi);
 }
 
+/* LMDB maps its lock file and writes the reader table through the mapping: on a full disk
+ * (tmpfs, sparse files) that is a SIGBUS inside mdb_env_open. Reserve the blocks first, so a
+ * full disk is an error (ENOSPC) instead. The size is LMDB's own for 256 readers
+ * (sizeof(MDB_txninfo) 192 + 255 * sizeof(MDB_reader) 64); a file that already has that size
+ * (or more) keeps it, so no reader table ever changes size under another process. */
+#define LOCK_FILE_BYTES (192 + 255 * 64)
+static int lock_file_reserve(const char *dbdir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int fd, e;
+
+	snprintf(path, sizeof path, "%s/lock.mdb", dbdir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return 0; /* mdb_env_open says why */
+	if (fstat(fd, &sb) == 0 && (sb.st_size == 0 || sb.st_size == LOCK_FILE_BYTES) &&
+	    (e = posix_fallocate(fd, 0, LOCK_FILE_BYTES)) != 0 && (e == ENOSPC || e == EDQUOT)) {
+		snprintf(err, errlen, "cannot open the state store %s: disk full (%s)", dbdir,
+			 strerror(e));
+		close(fd);
+		return STORE_ENOSPC;
+	}
+	close(fd);
+	return 0;
+}
+
 /* Open the named databases and check (or write) the schema version. */
 static int open_dbs(struct store *st, char *err, size_t errlen)
 {
@@ -759,6 +786,8 @@ int store_open(const char *dir, unsigned flags, struct store **out, char *err, s
 		const char *sync = getenv("KFPC_STORE_SYNC");
 		st->sync_each = sync && !strcmp(sync, "1");
 	}
+	if (!st->rdonly && (rc = lock_file_reserve(dbdir, err, errlen)))
+		goto err3;
 	rc = mdb_env_open(st->env, dbdir,
 			  (st->sync_each ? 0 : MDB_NOSYNC) | MDB_NOTLS |
 				  (st->rdonly ? MDB_RDONLY : 0),

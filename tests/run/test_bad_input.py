@@ -108,8 +108,16 @@ def main():
                         "node without kind")):
         f = runlib.write(d, "bad.json", text)
         p = runlib.kfpc_run(d, [f])
-        c.check(p.returncode == 2 and "IR" in p.stderr and "run r" not in p.stdout,
-                "invalid IR (%s): exit 2, nothing runs" % what, p.stderr)
+        rid = runlib.run_id(p.stdout)
+        c.check(p.returncode == 2 and "IR" in p.stderr and rid is not None,
+                "invalid IR (%s): exit 2, a run is recorded" % what, p.stdout + p.stderr)
+        if rid:
+            q = subprocess.run([runlib.KFPC, "show", rid, "--state", os.path.join(d, "state")],
+                               cwd=d, env=runlib.env_for(d), capture_output=True, text=True)
+            c.check(q.returncode == 0 and "failed: invalid IR" in q.stdout and
+                    "(no steps recorded)" in q.stdout,
+                    "invalid IR (%s): the run is failed with its reason, nothing ran" % what,
+                    q.stdout + q.stderr)
 
     # one process per run: a second `--resume` of a live run is refused
     env = runlib.env_for(d)
