@@ -591,7 +591,8 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 	sc.resume = old != NULL;
 	sc.explain = o->explain ? err : NULL;
 	sc.prev_run = prev_run;
-	sc.run_started = old ? old->started : t0;
+	/* a record without a start (0) counts from this process, not from the epoch */
+	sc.run_started = old && old->started > 0 ? old->started : t0;
 	if (sched_run(&sc, &res) < 0) {
 		fprintf(err, "kfpc run: %s\n", res.reason);
 		store_run_set_status(st, run_id, STORE_RUN_FAILED, res.reason, store_now());
@@ -607,6 +608,8 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 			free(cur->reason);
 			cur->reason = res.reason[0] ? strdup(res.reason) : NULL;
 			cur->finished = store_now();
+			if (cur->started <= 0)
+				cur->started = sc.run_started;
 			json_object_put(cur->outputs);
 			cur->outputs = json_object_get(res.outputs);
 			rc = store_run_put(st, cur);

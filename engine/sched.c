@@ -1646,15 +1646,18 @@ static void decide(struct sched *S, struct inst *I)
 			oom(S);
 			return;
 		}
-		I->started = r->started;
 		if (r->state == STORE_STEP_RUNNING && I->natts && !I->atts[I->natts - 1].finished) {
-			/* evaluate inputs first: outputs are collected when it ends */
+			/* evaluate inputs first: outputs are collected when it ends; a
+			 * re-attached attempt keeps the step's recorded start */
+			I->started = r->started;
 			if (eval_inputs(S, I, &I->inputs, err, sizeof err) == EV_OK &&
 			    resume_running(S, I))
 				return;
 			json_object_put(I->inputs);
 			I->inputs = NULL;
 		}
+		/* a new attempt starts after the downtime: prepare() sets the start */
+		I->started = 0;
 	}
 	for (k = 0; k < n->ndeps; k++) {
 		struct inst *D = &sc->insts[n->deps[k]];
