@@ -53,8 +53,8 @@ enum ast_type_kind {
 struct ast_type {
 	enum ast_type_kind kind;
 	struct loc loc;
-	struct ast_name alias; /* AST_TYPE_NAME: `alias` of `alias.Type`, else s == NULL */
 	struct ast_name name;  /* the type name, or the generic's name */
+	struct ast_name *alias; /* AST_TYPE_NAME: `alias` of `alias.Type`, else NULL */
 	struct ast_type *arg;  /* AST_TYPE_GENERIC: T */
 };
 
@@ -100,17 +100,17 @@ struct ast_expr {
 	enum ast_expr_kind kind;
 	struct loc loc;
 	int depth; /* nesting depth of this expression tree (a literal is 1) */
+	int raw;   /* AST_EXPR_STRING: a raw string, """...""" (outside the union, which it would grow) */
 	union {
 		/* AST_EXPR_STRING. s/len: the value with every escape decoded.
 		 * tmpl/tmpl_len: the same text for interpolation (SPEC §5): escapes decoded except that
 		 * a literal backslash is written `\\` and an escaped brace `\{`, so `{{` in tmpl is
-		 * always a placeholder. For raw strings tmpl doubles every backslash. raw: """...""". */
+		 * always a placeholder. For raw strings tmpl doubles every backslash. */
 		struct {
 			const char *s;
 			size_t len;
 			const char *tmpl;
 			size_t tmpl_len;
-			int raw;
 		} str;
 		int64_t i;  /* AST_EXPR_INT */
 		double f;   /* AST_EXPR_FLOAT */
@@ -124,7 +124,7 @@ struct ast_expr {
 			int nparts;
 		} ref;
 		struct { /* AST_EXPR_CALL */
-			struct ast_name name;
+			struct ast_name *name; /* its own allocation: calls are rare */
 			struct ast_expr **args;
 			int nargs;
 		} call;
@@ -214,7 +214,7 @@ struct ast_input {
 struct ast_output {
 	struct ast_name name;
 	struct ast_type *type;
-	struct ast_name from;      /* `file`, `stdout`, ...: s NULL when there is no `from` */
+	struct ast_name *from;     /* `file`, `stdout`, ...: NULL when there is no `from` */
 	struct ast_expr *from_arg; /* the STRING after `from IDENT`, or NULL */
 	struct ast_expr *value;    /* `= EXPR` (pipeline outputs), or NULL */
 	const char *doc;
@@ -233,16 +233,16 @@ struct ast_step {
 	struct ast_name name;
 	int is_finally;
 	int is_call;               /* `= callee(args)` present */
-	struct ast_name callee_alias; /* `alias` of `alias.name(...)`, s NULL when unqualified */
+	struct ast_name *callee_alias; /* `alias` of `alias.name(...)`, NULL when unqualified */
 	struct ast_name callee;    /* component or pipeline name (is_call) */
 	struct ast_arg *args;
-	int nargs;
 	struct ast_expr *when; /* header condition, or NULL (a body `when` is an AST_STMT_WHEN) */
-	int has_body;          /* `{ ... }` written (an override block for calls) */
 	struct ast_stmt **body;
-	int nbody;
 	const char *doc;
 	struct loc loc; /* from `step` (or `finally`) to the end of the step */
+	int nargs;
+	int has_body;          /* `{ ... }` written (an override block for calls) */
+	int nbody;
 };
 
 /* `for VAR in (A..B | EXPR) [parallel N] { body }` */

@@ -68,15 +68,15 @@ struct snode;
 
 struct sval {
 	enum sval_kind kind;
-	const struct type *type;
 	struct loc loc;
+	int nitems;
+	const struct type *type;
 	const struct ast_expr *lit;
 	const char *name;
 	struct snode *node;
 	int64_t lo, hi;
 	const char *op;
 	struct sval **items;
-	int nitems;
 };
 
 /* ---- properties ---------------------------------------------------------------------------- */
@@ -116,50 +116,45 @@ enum cmd_kind { CMD_NONE, CMD_RUN, CMD_SCRIPT };
 /* The properties set at one level (defaults, component, step) or merged. A member is meaningful
  * only when its has_ flag (or count) is set. Pointers are borrowed from the AST or the arena. */
 struct sprops {
-	int has_image;
+	/* (members grouped by size so the struct has no padding: one per step with properties) */
 	const char *image;
-	struct loc image_loc;
-
-	enum cmd_kind cmd;
-	struct loc cmd_loc;
 	const struct ast_expr **run; /* CMD_RUN: string literals */
-	int nrun;
 	const char **interp; /* CMD_SCRIPT: interpreter argv */
-	int ninterp;
 	const struct ast_expr *script; /* CMD_SCRIPT: the text (a string literal) */
-
 	struct skv *env;
-	int nenv;
-	int has_workdir;
 	const struct ast_expr *workdir;
-
-	int has_cpu, has_memory, has_gpu;
 	const char *cpu, *memory;
 	int64_t cpu_milli, memory_bytes, gpu;
-
-	int has_retry;
 	int64_t retry_limit, backoff_ms, max_backoff_ms;
 	double factor;
-	unsigned retry_on;
-
-	int has_timeout;
 	int64_t timeout_ms;
+	int64_t cache_max_age_ms;
+	struct safter *after;
+	struct skv *node_selector;
+	struct stoleration *tolerations;
+	struct skv *labels;
+	struct svolume *volumes;
+
+	struct loc image_loc;
+	struct loc cmd_loc;
 	struct loc timeout_loc;
 
+	int has_image;
+	enum cmd_kind cmd;
+	int nrun;
+	int ninterp;
+	int nenv;
+	int has_workdir;
+	int has_cpu, has_memory, has_gpu;
+	int has_retry;
+	unsigned retry_on;
+	int has_timeout;
 	int has_cache;
 	int cache_enabled;
-	int64_t cache_max_age_ms;
-
-	struct safter *after;
 	int nafter;
-
-	struct skv *node_selector;
 	int nnode_selector;
-	struct stoleration *tolerations;
 	int ntolerations;
-	struct skv *labels;
 	int nlabels;
-	struct svolume *volumes;
 	int nvolumes;
 };
 
@@ -196,14 +191,14 @@ enum out_from { FROM_PATH, FROM_FILE, FROM_STDOUT };
 struct sport {
 	const char *name;
 	struct loc loc;
+	int used;                    /* outputs: referenced somewhere (W002) */
 	const struct type *type;
 	const char *doc;
 	struct sval *value;          /* input value (or pipeline output value); component input
 				      * default; NULL when absent */
+	const char *path;            /* FROM_FILE */
 	int has_default;
 	enum out_from from;
-	const char *path;            /* FROM_FILE */
-	int used;                    /* outputs: referenced somewhere (W002) */
 };
 
 struct scomp {
@@ -275,11 +270,12 @@ struct sbranch {
 };
 
 struct snode {
+	/* (ints are paired so the struct has no holes: one per step) */
 	enum snode_kind kind;
+	int order;                   /* source order in the pipeline */
 	const char *name;            /* step name, or generated loop id "for.VAR@LINE" */
 	struct loc loc, name_loc;
 	const char *doc;
-	int order;                   /* source order in the pipeline */
 	struct sbody *parent;
 	struct spipe *pipe;
 	int is_finally;
@@ -288,19 +284,18 @@ struct snode {
 	const struct ast_for *loop_ast;
 
 	struct sbranch *branches;    /* enclosing if conditions (outermost first) */
-	int nbranches;
 	struct sval *when;           /* the node's own `when` (and its component's), or NULL */
-
 	struct sdep *deps;
+	int nbranches;
 	int ndeps, capdeps;
 
 	/* steps */
+	int checked;                 /* steps: passed pass 2 (sema_node_props() is meaningful) */
 	struct scomp *comp;
 	struct sprops *own;          /* the step's own properties (body or override block), or NULL */
-	int checked;                 /* steps: passed pass 2 (sema_node_props() is meaningful) */
 	struct sport *inputs;
-	int ninputs;
 	struct sport *outputs;       /* also a sub-pipeline's outputs (borrowed from the spipe) */
+	int ninputs;
 	int noutputs;
 
 	/* loops */

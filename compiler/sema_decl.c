@@ -64,16 +64,16 @@ const struct type *sema_type(struct sema *s, struct sfile *f, const struct ast_t
 		}
 		return r;
 	}
-	if (t->alias.s) {
-		struct simport *im = sema_import(f, t->alias.s);
+	if (t->alias) {
+		struct simport *im = sema_import(f, t->alias->s);
 		if (!im) {
-			diag_error(s->d, "E101", t->alias.loc, "undefined import alias '%s'", t->alias.s);
+			diag_error(s->d, "E101", t->alias->loc, "undefined import alias '%s'", t->alias->s);
 			return &type_error;
 		}
 		if (!im->target)
 			return &type_error;
 		if (!(ut = stab_get(im->target->types, n))) {
-			diag_error(s->d, "E101", t->name.loc, "undefined type '%s.%s'", t->alias.s, n);
+			diag_error(s->d, "E101", t->name.loc, "undefined type '%s.%s'", t->alias->s, n);
 			return &type_error;
 		}
 		bt = ut;
@@ -278,14 +278,14 @@ void sema_output_decl(struct sctx *cx, struct sport *o, const struct ast_output 
 		o->type = &type_error;
 	}
 	o->from = FROM_PATH;
-	if (ao->from.s) {
+	if (ao->from) {
 		if (type_is_artifact(o->type)) {
-			diag_error(s->d, "E103", ao->from.loc, "an artifact output is always the file or "
+			diag_error(s->d, "E103", ao->from->loc, "an artifact output is always the file or "
 				   "directory at {{outputs.%s}}; 'from' is for value outputs", o->name);
-		} else if (!strcmp(ao->from.s, "file")) {
+		} else if (!strcmp(ao->from->s, "file")) {
 			if (!ao->from_arg || ao->from_arg->kind != AST_EXPR_STRING ||
 			    !ao->from_arg->u.str.len) {
-				diag_error(s->d, "E103", ao->from.loc,
+				diag_error(s->d, "E103", ao->from->loc,
 					   "'from file' needs a relative path: from file \"out.txt\"");
 			} else if (ao->from_arg->u.str.s[0] == '/') {
 				diag_error(s->d, "E406", ao->from_arg->loc,
@@ -294,15 +294,15 @@ void sema_output_decl(struct sctx *cx, struct sport *o, const struct ast_output 
 				o->from = FROM_FILE;
 				o->path = ao->from_arg->u.str.s;
 			}
-		} else if (!strcmp(ao->from.s, "stdout")) {
+		} else if (!strcmp(ao->from->s, "stdout")) {
 			if (ao->from_arg)
 				diag_error(s->d, "E103", ao->from_arg->loc,
 					   "'from stdout' takes no argument");
 			o->from = FROM_STDOUT;
 		} else {
-			diag_error(s->d, "E103", ao->from.loc,
+			diag_error(s->d, "E103", ao->from->loc,
 				   "unknown output source '%s' (expected 'from file \"PATH\"' or "
-				   "'from stdout')", ao->from.s);
+				   "'from stdout')", ao->from->s);
 		}
 	}
 	if (ao->value)
@@ -589,8 +589,8 @@ static void collect_outputs(struct sema *s, struct spipe *p, struct ast_stmt **b
 			o->loc = ao->name.loc;
 			o->doc = ao->doc;
 			o->type = sema_type(s, p->file, ao->type);
-			if (ao->from.s)
-				diag_error(s->d, "E103", ao->from.loc,
+			if (ao->from)
+				diag_error(s->d, "E103", ao->from->loc,
 					   "a pipeline output takes its value with '= EXPR', not 'from'");
 			if (!ao->value)
 				diag_error(s->d, "E202", ao->loc, "pipeline output '%s' needs a value: "

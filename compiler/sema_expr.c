@@ -293,12 +293,12 @@ static struct sval *resolve_ref(struct sctx *cx, const struct ast_expr *e, int c
 static struct sval *call(struct sctx *cx, const struct ast_expr *e)
 {
 	struct sema *s = cx->s;
-	const struct builtin *b = builtin_find(e->u.call.name.s);
+	const struct builtin *b = builtin_find(e->u.call.name->s);
 	struct sval *arg, *v;
 
 	if (!b) {
-		diag_error(s->d, "E101", e->u.call.name.loc,
-			   "undefined function '%s' (builtins: collect, len, secret)", e->u.call.name.s);
+		diag_error(s->d, "E101", e->u.call.name->loc,
+			   "undefined function '%s' (builtins: collect, len, secret)", e->u.call.name->s);
 		for (int i = 0; i < e->u.call.nargs; i++)
 			(void)sema_expr(cx, e->u.call.args[i]);
 		return &error_value;

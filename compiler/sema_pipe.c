@@ -217,11 +217,11 @@ static void declare_step(struct walk *w, const struct ast_step *st, struct sbody
 	}
 	if (st->is_call) {
 		struct sfile *tf = f;
-		if (st->callee_alias.s) {
-			struct simport *im = sema_import(f, st->callee_alias.s);
+		if (st->callee_alias) {
+			struct simport *im = sema_import(f, st->callee_alias->s);
 			if (!im) {
-				diag_error(s->d, "E101", st->callee_alias.loc,
-					   "undefined import alias '%s'", st->callee_alias.s);
+				diag_error(s->d, "E101", st->callee_alias->loc,
+					   "undefined import alias '%s'", st->callee_alias->s);
 				tf = NULL;
 			} else {
 				tf = im->target;
@@ -231,9 +231,9 @@ static void declare_step(struct walk *w, const struct ast_step *st, struct sbody
 			comp = stab_get(tf->comps, st->callee.s);
 			sub = comp ? NULL : stab_get(tf->pipes, st->callee.s);
 			if (!comp && !sub) {
-				if (st->callee_alias.s)
+				if (st->callee_alias)
 					diag_error(s->d, "E101", st->callee.loc,
-						   "undefined component '%s.%s'", st->callee_alias.s,
+						   "undefined component '%s.%s'", st->callee_alias->s,
 						   st->callee.s);
 				else
 					diag_error(s->d, "E101", st->callee.loc,
@@ -263,8 +263,8 @@ static void declare_step(struct walk *w, const struct ast_step *st, struct sbody
 		return;
 	}
 	if (st->is_call) {
-		const char *disp = st->callee_alias.s ?
-			sema_fmt(s, "%s.%s", st->callee_alias.s, st->callee.s) : st->callee.s;
+		const char *disp = st->callee_alias ?
+			sema_fmt(s, "%s.%s", st->callee_alias->s, st->callee.s) : st->callee.s;
 		if (comp) {
 			n->comp = comp;
 			n->outputs = comp->outputs;

@@ -138,7 +138,7 @@ static void kv_block(struct sctx *cx, const struct ast_prop *p, struct skv **kv,
 		if (e->value && e->value->kind == AST_EXPR_STRING) {
 			kv1->value = e->value;
 		} else if (env && e->value && e->value->kind == AST_EXPR_CALL &&
-			   !strcmp(e->value->u.call.name.s, "secret")) {
+			   !strcmp(e->value->u.call.name->s, "secret")) {
 			if (e->value->u.call.nargs != 1 ||
 			    e->value->u.call.args[0]->kind != AST_EXPR_STRING ||
 			    !e->value->u.call.args[0]->u.str.len) {

@@ -533,7 +533,8 @@ step_head:
 	| STEP IDENT '=' IDENT '.' IDENT args_paren {
 		$$ = mk_step(ctx, &$1, &$2, &@2);
 		$$->is_call = 1;
-		$$->callee_alias = name_of(ctx, &$4, &@4);
+		$$->callee_alias = parse_alloc(ctx, sizeof *$$->callee_alias);
+		*$$->callee_alias = name_of(ctx, &$4, &@4);
 		$$->callee = name_of(ctx, &$6, &@6);
 		$$->args = vec_array(ctx, $7, sizeof(struct ast_arg));
 		$$->nargs = $7->n;
@@ -643,11 +644,13 @@ opt_from:
 	  %empty                        { $$ = parse_alloc(ctx, sizeof *$$); }
 	| FROM IDENT {
 		$$ = parse_alloc(ctx, sizeof *$$);
-		$$->from = name_of(ctx, &$2, &@2);
+		$$->from = parse_alloc(ctx, sizeof *$$->from);
+		*$$->from = name_of(ctx, &$2, &@2);
 	  }
 	| FROM IDENT STRING {
 		$$ = parse_alloc(ctx, sizeof *$$);
-		$$->from = name_of(ctx, &$2, &@2);
+		$$->from = parse_alloc(ctx, sizeof *$$->from);
+		*$$->from = name_of(ctx, &$2, &@2);
 		$$->from_arg = mk_string(ctx, &$3, &@3, 0);
 	  }
 	;
@@ -821,7 +824,8 @@ ref_parts:
 call:
 	  IDENT call_paren {
 		$$ = mk_expr(ctx, AST_EXPR_CALL, &@$);
-		$$->u.call.name = name_of(ctx, &$1, &@1);
+		$$->u.call.name = parse_alloc(ctx, sizeof *$$->u.call.name);
+		*$$->u.call.name = name_of(ctx, &$1, &@1);
 		$$->u.call.args = (struct ast_expr **)$2->v;
 		$$->u.call.nargs = $2->n;
 		for (int i = 0; i < $2->n; i++)
@@ -1043,7 +1047,7 @@ static struct ast_expr *mk_string(struct parse_ctx *ctx, const struct tok *t, co
 	e->u.str.len = t->s ? t->len : 0;
 	e->u.str.tmpl = t->tmpl ? t->tmpl : e->u.str.s;
 	e->u.str.tmpl_len = t->tmpl ? t->tmpl_len : e->u.str.len;
-	e->u.str.raw = raw;
+	e->raw = raw;
 	return e;
 }
 
@@ -1099,7 +1103,8 @@ static struct ast_type *mk_type(struct parse_ctx *ctx, const struct tok *a, cons
 
 	t->kind = AST_TYPE_NAME;
 	if (b) {
-		t->alias = name_of(ctx, a, al);
+		t->alias = parse_alloc(ctx, sizeof *t->alias);
+		*t->alias = name_of(ctx, a, al);
 		t->name = name_of(ctx, b, bl);
 	} else {
 		t->name = name_of(ctx, a, al);
