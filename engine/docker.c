@@ -57,6 +57,10 @@ struct demux {
 	int framed;        /* 1: at least one header was seen */
 	int werr;          /* errno of a failed write to a descriptor, 0 none */
 	uint64_t bytes;    /* payload bytes written */
+	uint64_t out_limit; /* 0: none; else stdout bytes kept, the rest dropped */
+	uint64_t out_bytes; /* stdout bytes that arrived (counted only with a limit) */
+	int cut;           /* 1: stdout passed out_limit (note written, the rest dropped) */
+	char note[256];    /* written once to out_fd at the cut ("" none) */
 };
 
 struct docker {
@@ -1430,6 +1434,42 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Writes N bytes of DM's stream to FD (-1: dropped); a failure is kept in dm->werr. */
+static void demux_put(struct demux *dm, int fd, const char *p, size_t n)
+{
+	if (fd < 0 || !n)
+		return;
+	if (write_all(fd, p, n) == 0)
+		dm->bytes += n;
+	else
+		dm->werr = errno ? errno : EIO;
+}
+
+/* Writes N stdout bytes of DM, up to its limit: past it, the note once, then nothing. */
+static void demux_out(struct demux *dm, const char *p, size_t n)
+{
+	if (dm->out_limit) {
+		if (dm->cut)
+			return;
+		if (n > dm->out_limit - dm->out_bytes) {
+			demux_put(dm, dm->out_fd, p, (size_t)(dm->out_limit - dm->out_bytes));
+			demux_put(dm, dm->out_fd, dm->note, strlen(dm->note));
+			dm->out_bytes = dm->out_limit;
+			dm->cut = 1;
+			return;
+		}
+		dm->out_bytes += n;
+	}
+	demux_put(dm, dm->out_fd, p, n);
+}
+
+/* Sets DM's stdout limit (0: none) and the note written at the cut (NULL: none). */
+static void demux_limit(struct demux *dm, uint64_t limit, const char *note)
+{
+	dm->out_limit = limit;
+	snprintf(dm->note, sizeof dm->note, "%s", note ? note : "");
+}
+
 /* Feeds N bytes of a log stream to DM: frame payloads go to their descriptors. */
 static void demux_feed(struct demux *dm, const char *p, size_t total)
 {
@@ -1437,10 +1477,7 @@ static void demux_feed(struct demux *dm, const char *p, size_t total)
 
 	while (i < total) {
 		if (dm->raw) {
-			if (write_all(dm->out_fd, p + i, total - i) == 0)
-				dm->bytes += total - i;
-			else
-				dm->werr = errno ? errno : EIO;
+			demux_out(dm, p + i, total - i);
 			return;
 		}
 		if (dm->remain == 0) {
@@ -1451,10 +1488,7 @@ static void demux_feed(struct demux *dm, const char *p, size_t total)
 			if (dm->hdr[0] > 2 || dm->hdr[1] || dm->hdr[2] || dm->hdr[3]) {
 				if (!dm->framed) { /* not multiplexed (a TTY): plain bytes */
 					dm->raw = 1;
-					if (write_all(dm->out_fd, (char *)dm->hdr, 8) == 0)
-						dm->bytes += 8;
-					else
-						dm->werr = errno ? errno : EIO;
+					demux_out(dm, (char *)dm->hdr, 8);
 					dm->hdrlen = 0;
 					continue;
 				}
@@ -1469,12 +1503,11 @@ static void demux_feed(struct demux *dm, const char *p, size_t total)
 			dm->hdrlen = 0;
 		} else {
 			size_t k = total - i < dm->remain ? total - i : dm->remain;
-			int fd = dm->stream == 2 ? dm->err_fd : dm->out_fd;
 
-			if (fd >= 0 && write_all(fd, p + i, k) == 0)
-				dm->bytes += k;
-			else if (fd >= 0)
-				dm->werr = errno ? errno : EIO;
+			if (dm->stream == 2)
+				demux_put(dm, dm->err_fd, p + i, k);
+			else
+				demux_out(dm, p + i, k);
 			i += k;
 			dm->remain -= (uint32_t)k;
 		}
@@ -1521,6 +1554,12 @@ static size_t logs_write_cb(char *p, size_t size, size_t n, void *ud)
 
 int docker_container_logs(struct docker *d, const char *id, int out_fd, int err_fd)
 {
+	return docker_container_logs_limit(d, id, out_fd, err_fd, 0, NULL, NULL);
+}
+
+int docker_container_logs_limit(struct docker *d, const char *id, int out_fd, int err_fd,
+				uint64_t limit, const char *note, int *cut)
+{
 	char path[512], what[512], cn[400], amsg[512], *eid = esc(d, id);
 	struct logs_req lr = {.d = d, .dm = {.out_fd = out_fd, .err_fd = err_fd},
 			      .errbody = {.max = 4096}};
@@ -1529,6 +1568,9 @@ int docker_container_logs(struct docker *d, const char *id, int out_fd, int err_
 	long code;
 	int st;
 
+	if (cut)
+		*cut = 0;
+	demux_limit(&lr.dm, limit, note);
 	cname(id, cn, sizeof cn);
 	snprintf(what, sizeof what, "read the logs of %s", cn);
 	if (!eid) {
@@ -1558,6 +1600,8 @@ int docker_container_logs(struct docker *d, const char *id, int out_fd, int err_
 		st = DOCKER_EIO;
 	}
 	buf_free(&lr.errbody);
+	if (cut)
+		*cut = lr.dm.cut;
 	return st;
 }
 
@@ -1784,6 +1828,16 @@ void *docker_watch_udata(const struct docker_watch *w)
 uint64_t docker_watch_bytes(const struct docker_watch *w)
 {
 	return w->dm.bytes;
+}
+
+void docker_watch_limit(struct docker_watch *w, uint64_t limit, const char *note)
+{
+	demux_limit(&w->dm, limit, note);
+}
+
+int docker_watch_cut(const struct docker_watch *w)
+{
+	return w->dm.cut;
 }
 
 void docker_watch_free(struct docker_watch *w)

@@ -175,6 +175,12 @@ int docker_container_remove(struct docker *d, const char *id);
  * failed). */
 int docker_container_logs(struct docker *d, const char *id, int out_fd, int err_fd);
 
+/* docker_container_logs keeping at most LIMIT bytes of stdout (0: no limit): past it, NOTE
+ * (NULL: none) is written once after the first LIMIT bytes, the rest of stdout is dropped
+ * (stderr is not limited) and *cut (when CUT is not NULL) is set to 1, else to 0. */
+int docker_container_logs_limit(struct docker *d, const char *id, int out_fd, int err_fd,
+				uint64_t limit, const char *note, int *cut);
+
 /* Lists every container (running or not) that carries label LABEL ("key" or "key=value").
  * On success *out is a malloc'ed array of *n entries that the caller frees with free(). */
 int docker_container_list(struct docker *d, const char *label, struct docker_summary **out,
@@ -243,6 +249,15 @@ void *docker_watch_udata(const struct docker_watch *w);
 
 /* Bytes of log payload W has written so far. */
 uint64_t docker_watch_bytes(const struct docker_watch *w);
+
+/* Keeps at most LIMIT bytes of the stdout of log stream W (0: no limit): past it, NOTE (copied;
+ * NULL: none; at most 255 bytes) is written once after the first LIMIT bytes, the rest of
+ * stdout is dropped (stderr goes on) and docker_watch_cut turns 1. The stream itself goes on
+ * until the container stops: stopping it is the caller's. Call before the next docker_pump. */
+void docker_watch_limit(struct docker_watch *w, uint64_t limit, const char *note);
+
+/* 1 when the stdout of W passed its docker_watch_limit, else 0. */
+int docker_watch_cut(const struct docker_watch *w);
 
 /* Stops (if needed) and frees W. NULL is ok. */
 void docker_watch_free(struct docker_watch *w);

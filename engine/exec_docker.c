@@ -33,6 +33,12 @@
  *            the attempt is reaped from that look. CHECK_FAILS failed looks in a row end it
  *            as `infra`. On Docker the stream ends by itself, so a short step is never
  *            looked at.
+ *   cut      a step whose stdout is a value output (spec->stdout_limit): the demultiplexer
+ *            keeps the first stdout_limit bytes of stdout and the local executor's note
+ *            (docker_watch_limit); past them the container is sent SIGTERM at once and
+ *            SIGKILL CUT_GRACE s later (the grace of a timeout), its stream is dropped (the
+ *            engine may hold a large backlog; stderr written after the cut is lost), it is
+ *            inspected until it stopped, and the result says stdout_cut.
  *   release  DELETE ?force=1 (removal is retried later, and at close, if the engine is away).
  *
  * Every request has a deadline (docker.c); the log stream is bounded by the watch above.
@@ -75,6 +81,8 @@
 #define CHECK_MAX 10.0   /* then twice as long each time, at most this */
 #define STOP_GRACE 2.0   /* how long a log stream may stay open after its container stopped */
 #define CHECK_FAILS 3    /* inspect failures in a row that end the attempt (`infra`) */
+#define CUT_GRACE 5.0    /* a stdout cut: docker kill SIGTERM, then SIGKILL this long after */
+#define CUT_CHECK 0.1    /* after a cut, first look at the container this long after SIGTERM */
 
 struct djob {
 	struct exec_job pub;   /* first member */
@@ -96,6 +104,10 @@ struct djob {
 	double check_every;    /* the current interval between looks */
 	double stopped_at;     /* monotonic time a look first saw it stopped (0: not yet) */
 	int check_fails;       /* failed looks in a row */
+	uint64_t out_limit;    /* spec->stdout_limit (0: none) */
+	int cut;               /* 1: stdout passed out_limit (the log was cut) */
+	int cut_stopped;       /* 1: the container was sent SIGTERM for the cut */
+	double kill_at;        /* monotonic time of the SIGKILL after a cut (0: none) */
 	struct exec_result res;
 	struct djob *next;     /* x->jobs */
 };
@@ -632,6 +644,7 @@ static int docker_start_op(struct exec *x, const struct exec_spec *spec, void *u
 		goto fail;
 	j->started = now_wall();
 	j->memory = spec->res.memory_bytes;
+	j->out_limit = spec->stdout_limit;
 	snprintf(j->argv0, sizeof j->argv0, "%s", spec->argc ? spec->argv[0] : "the image's command");
 	snprintf(j->image, sizeof j->image, "%s", spec->image);
 	/* start without waiting: the engine takes a while (runc), the scheduler goes on */
@@ -684,6 +697,13 @@ static int truncate_logs(struct djob *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* The note appended to J's stdout log at a cut (the local executor's words), in buf[len]. */
+static void cut_note(const struct djob *j, char *buf, size_t len)
+{
+	snprintf(buf, len, "\n[kfpc: output cut at %llu bytes, the limit of a value output; the "
+		 "step was stopped]\n", (unsigned long long)j->out_limit);
+}
+
 /* Follows the logs of J from their beginning into its (emptied) log files, and plans the
  * first look at the container. Returns 0, or -1 with a message in err[errlen]. */
 static int follow(struct exec *x, struct djob *j, char *err, size_t errlen)
@@ -694,6 +714,12 @@ static int follow(struct exec *x, struct djob *j, char *err, size_t errlen)
 	if (!j->w) {
 		snprintf(err, errlen, "%s", docker_errmsg(x->d));
 		return -1;
+	}
+	if (j->out_limit) {
+		char note[200];
+
+		cut_note(j, note, sizeof note);
+		docker_watch_limit(j->w, j->out_limit, note);
 	}
 	j->check_every = CHECK_FIRST;
 	j->check_at = mono() + CHECK_FIRST;
@@ -751,6 +777,8 @@ static int collect(struct exec *x, struct djob *j, int st, const char *msg)
 	char m[300], why[300];
 	int rc;
 
+	if (docker_watch_cut(j->w))
+		j->cut = 1;
 	docker_watch_free(j->w);
 	j->w = NULL;
 	j->check_at = 0;
@@ -776,13 +804,13 @@ static int collect(struct exec *x, struct djob *j, int st, const char *msg)
 	return 1;
 }
 
-/* Looks at the container of J (its log stream is open; see "watch" at the top). Returns 1
- * when J is finished. */
+/* Looks at the container of J (its log stream is open, see "watch" at the top; or dropped after
+ * a stdout cut). Returns 1 when J is finished. */
 static int check(struct exec *x, struct djob *j, double now)
 {
 	struct docker_state s;
-	char m[300];
-	int rc = docker_container_inspect(x->d, j->id, &s);
+	char m[300], note[200];
+	int rc = docker_container_inspect(x->d, j->id, &s), cut = 0;
 
 	if (rc) {
 		if (rc != DOCKER_ENOTFOUND && ++j->check_fails < CHECK_FAILS) {
@@ -802,6 +830,11 @@ static int check(struct exec *x, struct djob *j, double now)
 		j->check_at = now + j->check_every;
 		return 0;
 	}
+	if (!j->w) { /* stopped after a stdout cut: its stream was dropped (see stop_cuts) */
+		j->check_at = 0;
+		fill_result(j, &s);
+		return 1;
+	}
 	if (!j->stopped_at)
 		j->stopped_at = now;
 	if (now < j->stopped_at + STOP_GRACE) {
@@ -809,6 +842,8 @@ static int check(struct exec *x, struct djob *j, double now)
 		return 0;
 	}
 	/* the engine keeps the stream open after the container stopped: read the whole log */
+	if (docker_watch_cut(j->w))
+		j->cut = 1;
 	docker_watch_free(j->w);
 	j->w = NULL;
 	j->check_at = 0;
@@ -816,14 +851,55 @@ static int check(struct exec *x, struct djob *j, double now)
 		fail_infra(j, m);
 		return 1;
 	}
-	if (docker_container_logs(x->d, j->id, j->outfd, j->errfd)) {
+	cut_note(j, note, sizeof note);
+	if (docker_container_logs_limit(x->d, j->id, j->outfd, j->errfd, j->out_limit, note,
+					&cut)) {
 		snprintf(m, sizeof m, "the log stream of container %.12s stayed open after it "
 			 "stopped, and reading its log failed: %.180s", j->id, docker_errmsg(x->d));
 		fail_infra(j, m);
 		return 1;
 	}
+	if (cut)
+		j->cut = 1;
 	fill_result(j, &s);
 	return 1;
+}
+
+/* Sends signal HOW to the container of J, as exec_cancel does (defined below). */
+static int docker_cancel_op(struct exec *x, struct exec_job *job, enum exec_cancel how,
+			    char *err, size_t errlen);
+
+/* Stops the containers whose stdout passed its limit: SIGTERM at once (the local executor's
+ * group SIGTERM), SIGKILL CUT_GRACE s later (the grace of a timeout); the scheduler removes
+ * them when it releases the attempt. */
+static void stop_cuts(struct exec *x, double now)
+{
+	char err[300];
+
+	for (struct djob *j = x->jobs; j; j = j->next) {
+		if (j->done || j->starting)
+			continue;
+		if (j->w && docker_watch_cut(j->w))
+			j->cut = 1;
+		if (j->cut && !j->cut_stopped) {
+			j->cut_stopped = 1;
+			j->kill_at = now + CUT_GRACE;
+			docker_cancel_op(x, &j->pub, EXEC_CANCEL_TERM, err, sizeof err);
+			if (j->done)
+				continue;
+			/* the rest of the stream is not wanted (the engine may hold a large backlog
+			 * of it): drop it, and look at the container until it stopped */
+			docker_watch_free(j->w);
+			j->w = NULL;
+			j->stopped_at = 0;
+			j->check_fails = 0;
+			j->check_every = CUT_CHECK;
+			j->check_at = now + CUT_CHECK;
+		} else if (j->kill_at && now >= j->kill_at) {
+			j->kill_at = 0;
+			docker_cancel_op(x, &j->pub, EXEC_CANCEL_KILL, err, sizeof err);
+		}
+	}
 }
 
 /* Looks at the containers that are due, and sets the alarm for the next look. */
@@ -831,8 +907,11 @@ static void check_all(struct exec *x)
 {
 	double now = mono(), next = 0;
 
+	stop_cuts(x, now);
 	for (struct djob *j = x->jobs; j; j = j->next) {
-		if (j->done || j->starting || !j->w || !j->check_at)
+		if (!j->done && j->kill_at && (!next || j->kill_at < next))
+			next = j->kill_at;
+		if (j->done || j->starting || (!j->w && !j->cut_stopped) || !j->check_at)
 			continue;
 		if (now >= j->check_at && check(x, j, now)) {
 			j->done = 1;
@@ -915,6 +994,7 @@ static int docker_reap_op(struct exec *x, struct exec_job **job, struct exec_res
 	for (struct djob *j = x->jobs; j; j = j->next)
 		if (j->done && !j->reaped) {
 			j->reaped = 1;
+			j->res.stdout_cut = j->cut;
 			*job = &j->pub;
 			*res = j->res;
 			docker_notify(x->d); /* there may be more: come back */
@@ -1014,6 +1094,7 @@ static int docker_reattach_op(struct exec *x, const char *handle, const struct e
 	j->outfd = open_log(spec->stdout_path, 1, err, errlen);
 	j->errfd = j->outfd >= 0 ? open_log(spec->stderr_path, 1, err, errlen) : -1;
 	j->memory = spec->res.memory_bytes;
+	j->out_limit = spec->stdout_limit;
 	if (j->errfd >= 0 && follow(x, j, m, sizeof m) < 0)
 		snprintf(err, errlen, "docker: %s", m);
 	if (!j->w) {

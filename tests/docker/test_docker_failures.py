@@ -12,6 +12,9 @@
   progress       `kfpc logs` shows a running step's output before it ends
   cancel         SIGINT while a step runs: the container is stopped and removed, run cancelled
   unreachable    DOCKER_HOST names a dead socket: exit 2 with a clear message, nothing hangs
+  flood          `from stdout` values past the 1 MiB limit (`yes`; one ignoring SIGTERM): the
+                 container is stopped, the step fails with the limit's message, the stdout log
+                 keeps 1 MiB plus a note
 
 Pipelines are in tests/docker/pipelines/.
 """
@@ -26,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dockerlib as dl  # noqa: E402
 
 P = os.path.join("tests", "docker", "pipelines")
+LIMIT = 1 << 20  # bytes of a value output (SPEC.md §4.5)
 
 
 def run(eng, case, pipeline, env=None, expect=1):
@@ -88,6 +92,24 @@ def check_all(eng):
     rid, out, err, show, state = run(eng, "volumes", "volumes.kfp", expect=0)
     want("volumes", out, "v = from-a")
     eng.check_no_leftovers("volumes")
+
+    rid, out, err, show, state = run(eng, "flood", "flood.kfp")
+    for step in ("flood", "stubborn"):
+        want("flood", show, "output 'o' is more than the 1 MiB limit of a value output "
+                            "(from stdout): the step was stopped")
+        if not any(step in line and "failed" in line for line in show.splitlines()):
+            dl.problem("flood", "%s is not failed in:\n%s" % (step, show))
+        log = os.path.join(state, "logs", rid or "?", "%s.1.stdout" % step)
+        size = os.path.getsize(log) if os.path.exists(log) else -1
+        if not LIMIT <= size <= LIMIT + 200:
+            dl.problem("flood", "%s: stdout log of %d bytes, expected the limit plus a note"
+                       % (step, size))
+        if size > 0:
+            with open(log, "rb") as f:
+                f.seek(LIMIT)
+                if b"[kfpc: output cut at 1048576 bytes" not in f.read():
+                    dl.problem("flood", "%s: the stdout log does not end with the note" % step)
+    eng.check_no_leftovers("flood")
 
     # progress: `kfpc logs` shows what a running step printed so far
     state = os.path.join(eng.tmp, "progress")
