@@ -426,6 +426,12 @@ static void indent(struct lw *w, int depth)
  * on the step's properties are serialized once and reused while consecutive steps share them;
  * node ids and short recurring strings (port names, types) are serialized once per document. */
 
+/* Strings up to this length go through name_text(). */
+#define SHORT_STR 8
+
+/* A short recurring string, serialized once (below). */
+static struct jtext *name_text(struct lw *w, const char *s);
+
 static void put_jstr_len(struct lw *w, const char *s, size_t len)
 {
 	const char *t;
@@ -437,6 +443,17 @@ static void put_jstr_len(struct lw *w, const char *s, size_t len)
 	}
 	if (!len) { /* json-c 0.16 leaks when a string is set to "" (tests/compile: valgrind) */
 		put_text(w, &w->empty_str);
+		return;
+	}
+	if (len <= SHORT_STR && !memchr(s, 0, len)) {
+		/* short strings recur ("sh", "-c"): serialized once, like names */
+		char key[SHORT_STR + 1];
+		struct jtext *c;
+
+		memcpy(key, s, len);
+		key[len] = 0;
+		if ((c = name_text(w, key)))
+			put_text(w, c);
 		return;
 	}
 	if (json_object_set_string_len(w->sstr, s, (int)len) != 1 ||

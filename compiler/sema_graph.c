@@ -87,7 +87,22 @@ static void dedup_deps(struct snode *n)
 	int j = 0;
 
 	if (n->ndeps > 1) {
-		qsort(n->deps, (size_t)n->ndeps, sizeof *n->deps, dep_cmp);
+		if (n->ndeps <= 16) {
+			/* a step has a few dependencies: insertion sort (dep_cmp is a total order,
+			 * so the result is qsort's) */
+			for (int i = 1; i < n->ndeps; i++) {
+				struct sdep d = n->deps[i];
+				int k = i;
+
+				while (k > 0 && dep_cmp(&n->deps[k - 1], &d) > 0) {
+					n->deps[k] = n->deps[k - 1];
+					k--;
+				}
+				n->deps[k] = d;
+			}
+		} else {
+			qsort(n->deps, (size_t)n->ndeps, sizeof *n->deps, dep_cmp);
+		}
 		for (int i = 0; i < n->ndeps; i++) {
 			if (j && n->deps[j - 1].node == n->deps[i].node) {
 				n->deps[j - 1].after &= n->deps[i].after;
