@@ -163,8 +163,7 @@ static const char *fmt_time(double t, char buf[32])
 	return buf;
 }
 
-/* A duration: "850ms", "12.3s", "4m05s", "2h03m". */
-static const char *fmt_dur(double d, char buf[32])
+const char *cmd_fmt_dur(double d, char buf[32])
 {
 	if (d < 0)
 		d = 0;
@@ -283,7 +282,7 @@ int cmd_runs(int argc, char **argv)
 			printf("%-*s  %-*s  %-9s  %-19s  %8s  %5lld\n", wid, r->id, wp,
 			       r->pipeline ? r->pipeline : "-", store_run_status_name(r->status),
 			       fmt_time(r->created, tb),
-			       fmt_dur(span(r->created, r->started, r->finished), db),
+			       cmd_fmt_dur(span(r->created, r->started, r->finished), db),
 			       (long long)r->nsteps);
 		}
 	}
@@ -402,7 +401,7 @@ static void show_text(struct store *st, const struct store_run *r, struct store_
 	printf("created   %s\n", fmt_time(r->created, tb));
 	if (r->finished > 0)
 		printf("finished  %s\n", fmt_time(r->finished, tb));
-	printf("duration  %s%s\n", fmt_dur(span(r->created, r->started, r->finished), db),
+	printf("duration  %s%s\n", cmd_fmt_dur(span(r->created, r->started, r->finished), db),
 	       r->status == STORE_RUN_RUNNING ? " (running)" : "");
 	if (r->params && json_object_is_type(r->params, json_type_object) &&
 	    json_object_object_length(r->params)) {
@@ -433,7 +432,7 @@ static void show_text(struct store *st, const struct store_run *r, struct store_
 			d = span(0, a->started, a->finished);
 		print_exit(a, eb);
 		printf("%-*s  %-9s  %8zu  %8s  %5s", w, s->id, store_step_state_name(s->state),
-		       s->nattempts, d > 0 ? fmt_dur(d, db) : "-", eb);
+		       s->nattempts, d > 0 ? cmd_fmt_dur(d, db) : "-", eb);
 		printf("%s%s\n", s->reason ? "  " : "", s->reason ? s->reason : "");
 	}
 
@@ -472,7 +471,7 @@ static void show_text(struct store *st, const struct store_run *r, struct store_
 				print_exit(a, eb);
 				printf("    attempt %d  %s  %s  exit %s%s%s%s%s\n", a->number,
 				       fmt_time(a->started, tb),
-				       a->finished > 0 ? fmt_dur(a->finished - a->started, db)
+				       a->finished > 0 ? cmd_fmt_dur(a->finished - a->started, db)
 						       : "running",
 				       eb, a->fail ? "  " : "",
 				       a->fail ? store_fail_kind_name(a->fail) : "",

@@ -464,22 +464,6 @@ static int do_runs(struct client *c, int argc, char **argv)
 	return 0;
 }
 
-/* A duration as the local `kfpc show` prints it: "850ms", "12.3s", "4m05s", "2h03m". */
-static const char *fmt_dur(double d, char buf[32])
-{
-	if (d < 0)
-		d = 0;
-	if (d < 1)
-		snprintf(buf, 32, "%dms", (int)(d * 1000 + 0.5));
-	else if (d < 60)
-		snprintf(buf, 32, "%.1fs", d);
-	else if (d < 3600)
-		snprintf(buf, 32, "%dm%02ds", (int)d / 60, (int)d % 60);
-	else
-		snprintf(buf, 32, "%dh%02dm", (int)d / 3600, ((int)d % 3600) / 60);
-	return buf;
-}
-
 static double jd(json_object *o, const char *k)
 {
 	json_object *v;
@@ -552,7 +536,7 @@ static void show_step_details(json_object *s)
 		if (!localtime_r(&t0, &tm) || !strftime(tb, sizeof tb, "%Y-%m-%d %H:%M:%S", &tm))
 			snprintf(tb, sizeof tb, "-");
 		printf("    attempt %s  %s  %s  exit %s%s%s%s%s\n", js(a, "number"), tb,
-		       jd(a, "finished") > 0 ? fmt_dur(jd(a, "finished") - jd(a, "started"), db)
+		       jd(a, "finished") > 0 ? cmd_fmt_dur(jd(a, "finished") - jd(a, "started"), db)
 					     : "running",
 		       attempt_exit(a, db), fail ? "  " : "", fail ? js(a, "fail") : "",
 		       *js(a, "reason") ? ": " : "", js(a, "reason"));
@@ -591,7 +575,7 @@ static int do_show(struct client *c, int argc, char **argv)
 	if (*js(ans, "finished"))
 		printf("finished  %s\n", js(ans, "finished"));
 	if (json_object_object_get_ex(ans, "duration", NULL))
-		printf("duration  %s\n", fmt_dur(jd(ans, "duration"), db));
+		printf("duration  %s\n", cmd_fmt_dur(jd(ans, "duration"), db));
 	else
 		printf("duration  -%s\n", !strcmp(js(ans, "state"), "running") ? " (running)" : "");
 	if (json_object_object_get_ex(ans, "params", &params) &&
@@ -622,7 +606,7 @@ static int do_show(struct client *c, int argc, char **argv)
 		if (t0 <= 0 && last)
 			t0 = jd(last, "started"), t1 = jd(last, "finished");
 		printf("%-*s  %-9s  %8zu  %8s  %5s%s%s\n", w, js(s, "id"), js(s, "state"), na,
-		       t0 > 0 && t1 >= t0 ? fmt_dur(t1 - t0, db) : "-", attempt_exit(last, eb),
+		       t0 > 0 && t1 >= t0 ? cmd_fmt_dur(t1 - t0, db) : "-", attempt_exit(last, eb),
 		       *js(s, "reason") ? "  " : "", js(s, "reason"));
 	}
 	for (i = 0; i < n; i++)

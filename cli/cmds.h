@@ -16,6 +16,9 @@ int cmd_show(int argc, char **argv);    /* cli/cmd_inspect.c */
 int cmd_logs(int argc, char **argv);    /* cli/cmd_inspect.c */
 int cmd_artifact(int argc, char **argv);/* cli/cmd_inspect.c */
 int cmd_lineage(int argc, char **argv); /* cli/cmd_inspect.c */
+/* Writes duration D seconds as `kfpc show` prints it ("850ms", "12.3s", "4m05s", "2h03m") into
+ * BUF and returns BUF (cli/cmd_inspect.c; also used by the kfpd client). */
+const char *cmd_fmt_dur(double d, char buf[32]);
 
 /* The kfpd client (cli/cmd_remote.c). cmd_remote runs ARGV[0] against SERVER (NULL: $KFPC_SERVER
  * or the config file); cmd_remote_wants says whether NAME is a remote command. */

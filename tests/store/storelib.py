@@ -46,3 +46,15 @@ def runner(tmp, state_dir):
         p = subprocess.run(argv, cwd=tmp, env=env(**extra), capture_output=True, timeout=timeout)
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
     return kfpc
+
+
+def run_main(main):
+    """Runs MAIN as the test: exit 1 if kfpc is missing or any check failed, else print "ok"."""
+    if not os.path.exists(KFPC):
+        print("kfpc binary not found: %s" % KFPC, file=sys.stderr)
+        sys.exit(1)
+    main()
+    if failures:
+        print("%d check(s) failed" % len(failures), file=sys.stderr)
+        sys.exit(1)
+    print("ok")

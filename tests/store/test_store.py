@@ -25,6 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import storelib  # noqa: E402
 from storelib import DATA, KFPC, check, env, failures, paths, runner  # noqa: E402
 
 TMP, STATE = paths("store")
@@ -391,11 +392,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if not os.path.exists(KFPC):
-        print("kfpc binary not found: %s" % KFPC, file=sys.stderr)
-        sys.exit(1)
-    main()
-    if failures:
-        print("%d check(s) failed" % len(failures), file=sys.stderr)
-        sys.exit(1)
-    print("ok")
+    storelib.run_main(main)

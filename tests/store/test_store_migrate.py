@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import storelib  # noqa: E402
 from storelib import DATA, KFPC, check, failures, paths, runner  # noqa: E402
 
 TMP, STATE = paths("store_migrate")
@@ -120,11 +121,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if not os.path.exists(KFPC):
-        print("kfpc binary not found: %s" % KFPC, file=sys.stderr)
-        sys.exit(1)
-    main()
-    if failures:
-        print("%d check(s) failed" % len(failures), file=sys.stderr)
-        sys.exit(1)
-    print("ok")
+    storelib.run_main(main)
