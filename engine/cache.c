@@ -13,11 +13,39 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Is V canonical already: every object's keys in strictly increasing order, all the way down? */
+static int is_canonical(json_object *v)
+{
+	size_t i, n;
+
+	switch (json_object_get_type(v)) {
+	case json_type_object: {
+		const char *prev = NULL;
+		json_object_object_foreach(v, key, val) {
+			if ((prev && strcmp(prev, key) >= 0) || !is_canonical(val))
+				return 0;
+			prev = key;
+		}
+		return 1;
+	}
+	case json_type_array:
+		n = json_object_array_length(v);
+		for (i = 0; i < n; i++)
+			if (!is_canonical(json_object_array_get_idx(v, i)))
+				return 0;
+		return 1;
+	default:
+		return 1;
+	}
+}
+
 json_object *cache_canonical(json_object *v)
 {
 	json_object *out;
 	size_t i, n;
 
+	if (is_canonical(v))
+		return json_object_get(v); /* the common case: nothing to sort, nothing to copy */
 	switch (json_object_get_type(v)) {
 	case json_type_object: {
 		const char **keys;

@@ -19,6 +19,7 @@
  *             of it (never a reused pid: local handles carry the process start time) and say
  *             the attempt is gone, so the scheduler runs a new attempt
  *   release   free a reaped job and whatever the executor keeps for it (containers removed)
+ *   sweep     (optional) after a restart: stop everything of the run an earlier process left
  *   close     end of the process; running jobs are NOT killed by close (resume needs them)
  *
  * Timeouts: the scheduler enforces spec->timeout itself (cancel TERM at the deadline, cancel
@@ -193,6 +194,13 @@ struct exec_ops {
 
 	/* Free a reaped job (docker: remove the container). */
 	void (*release)(struct exec *x, struct exec_job *job);
+
+	/* After a restart (--resume), before anything starts: stop everything an earlier process
+	 * started for run RUN_ID, recorded in the store or not, and return once it is gone (at
+	 * most a few seconds). An executor that has it lets the scheduler spawn an attempt before
+	 * the record that says it runs is committed (sched.c, "Durability"). NULL: none, and
+	 * every attempt is committed as running before it is spawned. Returns 0 or -1 (err). */
+	int (*sweep)(struct exec *x, const char *run_id, char *err, size_t errlen);
 
 	/* Close the executor. Jobs still running are left running (see reattach). NULL is ok. */
 	void (*close)(struct exec *x);

@@ -94,6 +94,9 @@ struct exec {
 	} paths[16];
 	size_t npaths;
 	unsigned long long ns_per_tick; /* 1e9 / sysconf(_SC_CLK_TCK), 0 if unknown */
+	int devnull;         /* /dev/null, read-only: every child's stdin (dup2'd) */
+	int pool[4][2];      /* pipes made ahead (read end non-blocking, both close-on-exec) */
+	int npool;
 };
 
 static double now_wall(void)
@@ -188,6 +191,12 @@ static int local_open(const struct exec_config *cfg, struct exec **out, char *er
 		return -1;
 	}
 	x->tfd = -1;
+	x->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (x->devnull < 0) {
+		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
+		free(x);
+		return -1;
+	}
 	{
 		long hz = sysconf(_SC_CLK_TCK);
 		if (hz > 0 && 1000000000L % hz == 0)
@@ -239,6 +248,7 @@ err3:
 err2:
 	free(x->baseenv);
 err1:
+	close(x->devnull);
 	free(x);
 	return -1;
 }
@@ -412,6 +422,12 @@ static void local_close(struct exec *x)
 		close(x->tfd);
 	close(x->epfd);
 	close(x->sfd);
+	close(x->devnull);
+	while (x->npool > 0) {
+		x->npool--;
+		close(x->pool[x->npool][0]);
+		close(x->pool[x->npool][1]);
+	}
 	sigprocmask(SIG_SETMASK, &x->oldmask, NULL);
 	for (size_t i = 0; i < x->npaths; i++) {
 		free(x->paths[i].name);
@@ -501,6 +517,37 @@ static char **build_env(struct exec *x, const struct exec_spec *s, char **strs)
 }
 
 /* Set up stream ST with a new pipe; *wfd gets the write end (for the child). */
+/* A pipe for a job's output: one made ahead if there is one, else a new one. */
+static int pipe_get(struct exec *x, int p[2])
+{
+	if (x->npool > 0) {
+		x->npool--;
+		p[0] = x->pool[x->npool][0];
+		p[1] = x->pool[x->npool][1];
+		return 0;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+/* Make the next job's two pipes ahead, once this one is spawned: creating a pipe costs more
+ * than the rest of a spawn's set-up, and this takes it off the path from one step's end to
+ * the next one's start. A failure here is not one: pipe_get tries again at the spawn. */
+static void pipe_refill(struct exec *x)
+{
+	while (x->npool < 2) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return;
+		fcntl(p[0], F_SETFL, O_NONBLOCK);
+		x->pool[x->npool][0] = p[0];
+		x->pool[x->npool][1] = p[1];
+		x->npool++;
+	}
+}
+
 static int stream_open(struct exec *x, struct ljob *j, struct stream *st, const char *path,
 		       int *wfd, char *err, size_t errlen)
 {
@@ -515,11 +562,10 @@ static int stream_open(struct exec *x, struct ljob *j, struct stream *st, const 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	if (pipe_get(x, p) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
 	st->fd = p[0];
 	*wfd = p[1];
 	ev.events = EPOLLIN;
@@ -632,7 +678,7 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 	sigfillset(&all);
 	sigdelset(&all, SIGKILL);
 	sigdelset(&all, SIGSTOP);
-	if ((e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) ||
+	if ((e = posix_spawn_file_actions_adddup2(&fa, x->devnull, 0)) ||
 	    (e = posix_spawn_file_actions_adddup2(&fa, ofd, 1)) ||
 	    (e = posix_spawn_file_actions_adddup2(&fa, efd, 2)) ||
 	    (cwd && (e = posix_spawn_file_actions_addchdir_np(&fa, cwd))) ||
@@ -689,6 +735,7 @@ static int local_start(struct exec *x, const struct exec_spec *s, void *udata,
 			 (int)j->pgid, st);
 		j->next = x->running;
 		x->running = j;
+		pipe_refill(x);
 	}
 	*out = &j->pub;
 	j = NULL;
@@ -780,6 +827,8 @@ static int local_reap(struct exec *x, struct exec_job **job, struct exec_result 
 			continue; /* not ours (should not happen) */
 		*pp = j->next;
 		j->next = NULL;
+		if (!x->running)
+			x->chld = 0; /* no child left: the next wait4 would only say ECHILD */
 		/* whatever the step left behind in its group goes with it; its output is taken */
 		kill(-j->pgid, SIGKILL);
 		if (j->kill_at > 0) {
@@ -865,8 +914,8 @@ static int environ_has(pid_t pid, const char *kv)
 
 /* Kills every live process that carries our run id, step and attempt in its environment
  * (the labels local_start puts there): the way to find an attempt whose handle was lost, or
- * processes that left its group. Returns the number of processes signalled; their pids are
- * written to pids[max]. */
+ * processes that left its group. ID->step NULL: every process of the run. Returns the number
+ * of processes signalled; their pids are written to pids[max]. */
 static int kill_labelled(const struct exec_labels *id, pid_t *pids, int max)
 {
 	DIR *d = opendir("/proc");
@@ -888,7 +937,8 @@ static int kill_labelled(const struct exec_labels *id, pid_t *pids, int max)
 			continue;
 		if (proc_stat(pid, NULL, NULL) < 0)
 			continue;
-		if (!environ_has(pid, kv1) || !environ_has(pid, kv2) || !environ_has(pid, kv3))
+		if (!environ_has(pid, kv1) ||
+		    (id->step && (!environ_has(pid, kv2) || !environ_has(pid, kv3))))
 			continue;
 		if (kill(pid, SIGKILL) == 0 && n < max)
 			pids[n++] = pid;
@@ -928,6 +978,32 @@ static int local_reattach(struct exec *x, const char *handle, const struct exec_
 	return 0;
 }
 
+/* Every process of run RUN_ID is killed, whichever attempt it belongs to and whether or not
+ * the store knows it (an attempt spawned just before a crash, whose record never committed):
+ * found by the KFPC_RUN_ID in its environment. Waits up to 2 s for them to be gone; a process
+ * that takes longer (uninterruptible I/O) dies on its own, its attempt's files are replaced. */
+static int local_sweep(struct exec *x, const char *run_id, char *err, size_t errlen)
+{
+	struct exec_labels id = {0};
+	pid_t pids[1024];
+	int n, i, k, alive;
+
+	(void)x;
+	(void)err;
+	(void)errlen;
+	id.run_id = run_id;
+	n = kill_labelled(&id, pids, 1024);
+	for (i = 0; i < 200 && n > 0; i++) {
+		alive = 0;
+		for (k = 0; k < n && !alive; k++)
+			alive = proc_stat(pids[k], NULL, NULL) == 0;
+		if (!alive)
+			break;
+		poll(NULL, 0, 10);
+	}
+	return 0;
+}
+
 static void local_release(struct exec *x, struct exec_job *job)
 {
 	(void)x;
@@ -945,6 +1021,7 @@ const struct exec_ops exec_local_ops = {
 	.cancel = local_cancel,
 	.reattach = local_reattach,
 	.release = local_release,
+	.sweep = local_sweep,
 	.close = local_close,
 };
 

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/linkhash.h>
+
 #include "ir.h"
 #include "value.h"
 
@@ -80,7 +82,7 @@ struct loader {
 	size_t plen;
 	struct ir_node **all; /* every node, for id lookup */
 	size_t nall, capall;
-	json_object *ids;     /* id -> index into all */
+	struct lh_table *ids; /* id -> index into all, plus one (the id strings are the IR's) */
 };
 
 static void fail(struct loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -101,22 +103,35 @@ static void fail(struct loader *L, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Path push/pop: returns the previous length to restore with pop. */
+/* Path push/pop: returns the previous length to restore with pop. Every member access
+ * pushes, so these copy bytes rather than format (a path that would not fit is not grown). */
 static size_t push_key(struct loader *L, const char *key)
 {
-	size_t old = L->plen;
-	int n = snprintf(L->path + L->plen, sizeof L->path - L->plen, ".%s", key);
-	if (n > 0 && (size_t)n < sizeof L->path - L->plen)
-		L->plen += n;
+	size_t old = L->plen, n = strlen(key);
+
+	if (n + 2 <= sizeof L->path - L->plen) {
+		L->path[L->plen] = '.';
+		memcpy(L->path + L->plen + 1, key, n + 1);
+		L->plen += n + 1;
+	}
 	return old;
 }
 
 static size_t push_idx(struct loader *L, size_t i)
 {
-	size_t old = L->plen;
-	int n = snprintf(L->path + L->plen, sizeof L->path - L->plen, "[%zu]", i);
-	if (n > 0 && (size_t)n < sizeof L->path - L->plen)
-		L->plen += n;
+	char d[24];
+	size_t old = L->plen, n = 0;
+
+	do
+		d[sizeof d - 1 - n++] = (char)('0' + i % 10);
+	while ((i /= 10) && n < sizeof d);
+	if (n + 3 <= sizeof L->path - L->plen) {
+		L->path[L->plen] = '[';
+		memcpy(L->path + L->plen + 1, d + sizeof d - n, n);
+		L->path[L->plen + 1 + n] = ']';
+		L->path[L->plen + 2 + n] = 0;
+		L->plen += n + 2;
+	}
 	return old;
 }
 
@@ -823,9 +838,7 @@ static void parse_step(struct loader *L, json_object *o, struct ir_node *n)
 
 static int add_node(struct loader *L, struct ir_node *n)
 {
-	json_object *prev;
-
-	if (json_object_object_get_ex(L->ids, n->id, &prev)) {
+	if (lh_table_lookup_entry(L->ids, n->id)) {
 		size_t old = push_key(L, "id");
 		fail(L, "duplicate node id '%s'", n->id);
 		pop(L, old);
@@ -841,7 +854,7 @@ static int add_node(struct loader *L, struct ir_node *n)
 		L->all = a;
 		L->capall = nc;
 	}
-	if (json_object_object_add(L->ids, n->id, json_object_new_int64((int64_t)L->nall))) {
+	if (lh_table_insert(L->ids, n->id, (void *)(uintptr_t)(L->nall + 1))) {
 		fail(L, "out of memory");
 		return -1;
 	}
@@ -1036,19 +1049,16 @@ struct linkctx {
 
 static struct ir_node *find_node(struct loader *L, const char *id)
 {
-	json_object *x;
+	struct lh_entry *e = lh_table_lookup_entry(L->ids, id);
 
-	if (!json_object_object_get_ex(L->ids, id, &x))
-		return NULL;
-	return L->all[json_object_get_int64(x)];
+	return e ? L->all[(uintptr_t)lh_entry_v(e) - 1] : NULL;
 }
 
 static size_t node_slot(struct loader *L, struct ir_node *n)
 {
-	json_object *x;
+	struct lh_entry *e = lh_table_lookup_entry(L->ids, n->id);
 
-	json_object_object_get_ex(L->ids, n->id, &x);
-	return (size_t)json_object_get_int64(x);
+	return e ? (uintptr_t)lh_entry_v(e) - 1 : 0;
 }
 
 /* Resolve value V evaluated in body CTX on behalf of node CONSUMER (NULL: pipeline outputs,
@@ -1425,7 +1435,7 @@ struct ir *ir_load(const char *text, size_t len, char *err, size_t errlen)
 	}
 	ir = calloc(1, sizeof *ir);
 	L.ar = calloc(1, sizeof *L.ar);
-	L.ids = json_object_new_object();
+	L.ids = lh_kchar_table_new(1024, NULL);
 	if (ir) {
 		ir->root = root;
 		ir->arena = L.ar;
@@ -1527,7 +1537,8 @@ struct ir *ir_load(const char *text, size_t len, char *err, size_t errlen)
 	}
 	free(C.sets);
 	free(L.all);
-	json_object_put(L.ids);
+	if (L.ids)
+		lh_table_free(L.ids);
 	return ir;
 fail:
 	if (C.sets) {
@@ -1538,7 +1549,8 @@ fail:
 		free(C.sets);
 	}
 	free(L.all);
-	json_object_put(L.ids);
+	if (L.ids)
+		lh_table_free(L.ids);
 	if (ir)
 		ir_free(ir);
 	else

@@ -14,12 +14,20 @@
  * scopes run) -> DONE. On DONE the users in the same scope have their counters decremented;
  * when every instance of a scope is DONE the scope is complete and tells its owner.
  *
- * Durability: every loop round is one store batch (group commit): decisions of the round are
- * committed before any attempt of the round is spawned and before anything is printed. An
- * attempt is recorded as running (without its handle) before it is spawned; its exec handle is
- * written with the attempt's next record, which for a short step is the one that ends it, or
- * at the latest HANDLE_DELAY after the spawn, so a step costs one commit, not two. The attempt
- * is reported as started only once its handle is committed (exec.h). Resume also finds an
+ * Durability: every loop round is one store batch (group commit), committed before anything
+ * of the round is printed: nothing is reported (a step finished, an attempt started) before
+ * the record that says so is committed. An attempt is recorded as running (without its
+ * handle) in the round that prepares it; its exec handle is written with the attempt's next
+ * record, which for a short step is the one that ends it, or at the latest HANDLE_DELAY after
+ * the spawn, so a step costs one commit, not two. The attempt is reported as started only
+ * once its handle is committed (exec.h).
+ * Spawn and commit: with an executor that can sweep (ops->sweep: local), the round's attempts
+ * are spawned first and the round is committed right after, so that a chain of steps does not
+ * wait for a commit between one step's end and the next one's start. A crash in between
+ * leaves processes the store does not know (or knows as not started); resume sweeps every
+ * process of the run before it starts anything, so they never race the attempts that replace
+ * them, and a step whose end was not committed runs again. Executors without a sweep
+ * (docker) get each round committed before its spawns. Resume also finds a recorded
  * attempt's processes by their KFPC_RUN_ID/KFPC_STEP environment (docker: by labels), so a
  * handle lost with a crash is harmless. */
 #include <errno.h>
@@ -105,6 +113,7 @@ struct inst {
 	double retry_at;          /* monotonic */
 	struct inst *qnext;
 	struct attempt_rt *rt;
+	char *prewarm;            /* the next attempt's work dir, made ahead (see prewarm_users) */
 	/* loop */
 	json_object *items;
 	struct scope **iters;
@@ -145,6 +154,8 @@ struct sched {
 	size_t nretrying, capretrying;
 	struct inst **starting;
 	size_t nstarting, capstarting;
+	struct inst **spawned;    /* spawned this round: their users' work dirs are made ahead */
+	size_t nspawned, capspawned;
 	struct inst **settled;    /* steps finished this round: compacted after the commit */
 	size_t nsettled, capsettled;
 	struct inst **hq;         /* spawned attempts whose handle is still to be recorded */
@@ -504,6 +515,7 @@ static void publish(struct sched *S)
 
 static void inst_done(struct sched *S, struct inst *I, int state, char *reason);
 static void scope_complete(struct sched *S, struct scope *sc);
+static void recycle_later(struct sched *S, const char *path);
 
 static void enqueue_ready(struct sched *S, struct inst *I)
 {
@@ -603,6 +615,7 @@ static void scope_free(struct scope *sc)
 		json_object_put(I->items);
 		free(I->iters);
 		rt_free(I->rt); /* jobs still out (store failure) stay the executor's */
+		free(I->prewarm);
 	}
 	free(sc->insts);
 	free(sc->suffix);
@@ -916,6 +929,11 @@ static void inst_done(struct sched *S, struct inst *I, int state, char *reason)
 	}
 	if (reason)
 		set_reason(I, reason);
+	if (I->prewarm) {
+		recycle_later(S, I->prewarm); /* not needed after all (skipped, cached ...) */
+		free(I->prewarm);
+		I->prewarm = NULL;
+	}
 	set_state(S, I, state);
 	I->phase = PH_DONE;
 	I->finished = store_now();
@@ -1220,38 +1238,36 @@ static json_object *cache_view(struct sched *S, struct inst *I, char *err, size_
 {
 	const struct ir_node *n = I->node;
 	struct sctx c = {S, I, 1, NULL, NULL};
-	json_object *v = json_object_new_object(), *a;
+	json_object *v = json_object_new_object(), *cmd = NULL, *interp = NULL, *script = NULL,
+		    *env = NULL, *outs = NULL, *wd = NULL;
 	size_t i;
 	char *t;
 
+	/* members are added in key order, so that the view is canonical as built (cache_key
+	 * then hashes it without a sorted copy; the key is the same either way) */
 	if (!v)
 		goto nomem;
-	json_object_object_add(v, "v", json_object_new_int(1));
-	json_object_object_add(v, "image", json_object_new_string(n->image));
 	if (n->command) {
-		a = json_object_new_array();
-		json_object_object_add(v, "argv", a);
+		cmd = json_object_new_array();
 		for (i = 0; i < n->ncommand; i++) {
 			if (!(t = expand(&c, n->command[i], err, errlen)))
 				goto fail;
-			json_object_array_add(a, json_object_new_string(t));
+			json_object_array_add(cmd, json_object_new_string(t));
 			free(t);
 		}
 	} else {
-		a = json_object_new_array();
-		json_object_object_add(v, "interpreter", a);
+		interp = json_object_new_array();
 		for (i = 0; i < n->ninterp; i++)
-			json_object_array_add(a, json_object_new_string(n->interp[i]));
+			json_object_array_add(interp, json_object_new_string(n->interp[i]));
 		if (!(t = expand(&c, n->script ? n->script : "", err, errlen)))
 			goto fail;
-		json_object_object_add(v, "script", json_object_new_string(t));
+		script = json_object_new_string(t);
 		free(t);
 	}
-	a = json_object_new_array();
-	json_object_object_add(v, "env", a);
+	env = json_object_new_array();
 	for (i = 0; i < n->nenv; i++) {
 		json_object *e = json_object_new_array();
-		json_object_array_add(a, e);
+		json_object_array_add(env, e);
 		json_object_array_add(e, json_object_new_string(n->env[i].name));
 		if (n->env[i].secret) {
 			t = xasprintf("secret:%s", n->env[i].secret);
@@ -1264,26 +1280,43 @@ static json_object *cache_view(struct sched *S, struct inst *I, char *err, size_
 	if (n->workdir) {
 		if (!(t = expand(&c, n->workdir, err, errlen)))
 			goto fail;
-		json_object_object_add(v, "workdir", json_object_new_string(t));
+		wd = json_object_new_string(t);
 		free(t);
 	}
-	a = json_object_new_array();
-	json_object_object_add(v, "outputs", a);
+	outs = json_object_new_array();
 	for (i = 0; i < n->noutputs; i++) {
 		const struct ir_io *o = &n->outputs[i];
 		json_object *e = json_object_new_array();
-		json_object_array_add(a, e);
+		json_object_array_add(outs, e);
 		json_object_array_add(e, json_object_new_string(o->name));
 		json_object_array_add(e, json_object_new_string(o->type));
 		json_object_array_add(e, json_object_new_string(o->artifact ? "artifact" : "param"));
 		json_object_array_add(e, json_object_new_int(o->from));
 		json_object_array_add(e, o->path ? json_object_new_string(o->path) : NULL);
 	}
+	if (cmd)
+		json_object_object_add(v, "argv", cmd);
+	json_object_object_add(v, "env", env);
+	json_object_object_add(v, "image", json_object_new_string(n->image));
 	json_object_object_add(v, "inputs", json_object_get(I->inputs));
+	if (interp)
+		json_object_object_add(v, "interpreter", interp);
+	json_object_object_add(v, "outputs", outs);
+	if (script)
+		json_object_object_add(v, "script", script);
+	json_object_object_add(v, "v", json_object_new_int(1));
+	if (wd)
+		json_object_object_add(v, "workdir", wd);
 	return v;
 nomem:
 	snprintf(err, errlen, "out of memory");
 fail:
+	json_object_put(cmd);
+	json_object_put(interp);
+	json_object_put(script);
+	json_object_put(env);
+	json_object_put(outs);
+	json_object_put(wd);
 	json_object_put(v);
 	return NULL;
 }
@@ -1717,26 +1750,39 @@ static char *attempt_path(struct sched *S, const char *kind, const char *step, i
 			  const char *suffix)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(step), i, k = 0;
-	char *esc = malloc(3 * n + 1), *r;
+	const char *sd = S->c->state_dir, *rid = S->c->run_id;
+	size_t n = strlen(step), lsd = strlen(sd), lk = strlen(kind), lr = strlen(rid),
+	       ls = strlen(suffix), i;
+	char num[24], *r, *p;
+	int ln = snprintf(num, sizeof num, ".%d", attempt);
 
-	if (!esc)
+	/* STATE/KIND/RUN/STEP.N SUFFIX, the step name escaped (built by hand: one per file of
+	 * every attempt) */
+	r = malloc(lsd + lk + lr + 3 * n + (size_t)ln + ls + 4);
+	if (!r)
 		return NULL;
+	memcpy(r, sd, lsd);
+	p = r + lsd;
+	*p++ = '/';
+	memcpy(p, kind, lk);
+	p += lk;
+	*p++ = '/';
+	memcpy(p, rid, lr);
+	p += lr;
+	*p++ = '/';
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)step[i];
 		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-		    strchr("._,=+[]-", ch)) {
-			esc[k++] = (char)ch;
+		    (ch && strchr("._,=+[]-", ch))) {
+			*p++ = (char)ch;
 		} else {
-			esc[k++] = '%';
-			esc[k++] = hex[ch >> 4];
-			esc[k++] = hex[ch & 15];
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
 		}
 	}
-	esc[k] = 0;
-	r = xasprintf("%s/%s/%s/%s.%d%s", S->c->state_dir, kind, S->c->run_id, esc, attempt,
-		      suffix);
-	free(esc);
+	memcpy(p, num, (size_t)ln);
+	memcpy(p + ln, suffix, ls + 1);
 	return r;
 }
 
@@ -1920,6 +1966,35 @@ static int make_work_dir(struct sched *S, const char *path)
 	return mkdir(path, 0755);
 }
 
+/* The steps waiting for nothing but the attempts spawned this round get their next attempt's
+ * work dir now, from the spare ones (a rename), while those attempts run: in a chain, the
+ * next step then starts without waiting for a directory. A dir made ahead for a step that
+ * then does not run (cached, skipped, failed upstream) goes back to the spares. */
+static void prewarm_users(struct sched *S)
+{
+	for (size_t k = 0; k < S->nspawned; k++) {
+		struct inst *I = S->spawned[k];
+		struct scope *sc = I->scope;
+		for (size_t u = 0; u < I->node->nusers && S->nspare; u++) {
+			struct inst *U = &sc->insts[I->node->users[u]];
+			char *path, *sp;
+			if (U->node->kind != IR_STEP || U->phase != PH_WAIT || U->ndeps_left != 1 ||
+			    U->prewarm)
+				continue;
+			path = attempt_path(S, "work", U->name, U->attempt + 1, "");
+			sp = S->spare[--S->nspare];
+			if (path && rename(sp, path) == 0) {
+				U->prewarm = path;
+			} else {
+				free(path);
+				cleanup(S, sp);
+			}
+			free(sp);
+		}
+	}
+	S->nspawned = 0;
+}
+
 /* Remove PATH (a work dir) soon: queued to the cleaner, or now. */
 static void cleanup(struct sched *S, const char *path)
 {
@@ -2074,7 +2149,7 @@ static int prepare(struct sched *S, struct inst *I, char *err, size_t errlen, in
 	char buf[4096], *indir = NULL;
 	size_t i;
 	json_object *paths = NULL;
-	int rc = -1;
+	int rc = -1, ready = 0;
 
 	*infra = 1;
 	rt = calloc(1, sizeof *rt);
@@ -2092,7 +2167,15 @@ static int prepare(struct sched *S, struct inst *I, char *err, size_t errlen, in
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (make_work_dir(S, rt->work) < 0) {
+	if (I->prewarm) {
+		/* made ahead (empty: nothing else writes there), for this attempt or not */
+		ready = !strcmp(I->prewarm, rt->work);
+		if (!ready)
+			recycle_later(S, I->prewarm);
+		free(I->prewarm);
+		I->prewarm = NULL;
+	}
+	if (!ready && make_work_dir(S, rt->work) < 0) {
 		if (errno == ENOENT && make_run_dirs(S, err, errlen) < 0)
 			return -1;
 		if (errno == EEXIST)
@@ -2735,6 +2818,9 @@ static void spawn_all(struct sched *S)
 			free(I->atts[I->natts - 1].handle);
 			I->atts[I->natts - 1].handle = strdup(job->handle);
 		}
+		if (I->node->nusers && grow((void **)&S->spawned, &S->capspawned, S->nspawned,
+					    sizeof *S->spawned) == 0)
+			S->spawned[S->nspawned++] = I;
 		/* the handle is recorded with the attempt's next record (see the top) */
 		if (grow((void **)&S->hq, &S->caphq, S->nhq, sizeof *S->hq) < 0) {
 			rec(S, I);
@@ -2957,7 +3043,7 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 	sigset_t set;
 	struct pollfd pfd[2];
 	char err[512];
-	int xfd, progress_made = 1, timeout, t;
+	int xfd, progress_made = 1, timeout, t, early = cfg->ops->sweep != NULL;
 	size_t k;
 
 	memset(r, 0, sizeof *r);
@@ -2987,6 +3073,12 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		double elapsed = cfg->run_started > 0 ? store_now() - cfg->run_started : 0;
 		S->run_deadline = mono() + (cfg->ir->timeout - (elapsed > 0 ? elapsed : 0));
 	}
+	if (cfg->resume && early && cfg->ops->sweep(cfg->x, cfg->run_id, err, sizeof err) < 0) {
+		snprintf(r->reason, sizeof r->reason, "executor: %.500s", err);
+		close(S->sfd);
+		sigprocmask(SIG_SETMASK, &S->oldmask, NULL);
+		return -1;
+	}
 	if (cfg->resume)
 		load_resume(S);
 	S->cleaner = cleaner_start(); /* after blocking signals: the thread inherits the mask */
@@ -3013,14 +3105,22 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		}
 		progress_made += process_ready(S);
 		schedule(S);
+		if (early) {
+			/* spawn, then commit what the round recorded (the attempts included) */
+			progress_made += (int)S->nstarting;
+			spawn_all(S);
+		}
 		batch_commit(S);
 		if (S->store_failed)
 			break;
 		batch_begin(S);
-		progress_made += (int)S->nstarting;
-		spawn_all(S);
+		if (!early) {
+			progress_made += (int)S->nstarting;
+			spawn_all(S);
+		}
 		publish(S);
 		recycle_all(S);
+		prewarm_users(S);
 		if (S->done && !S->nrunning)
 			break;
 		if (progress_made || S->rq_head)
@@ -3089,6 +3189,11 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 	}
 	free(S->spare);
 	free(S->useddirs);
+	for (k = 0; k < S->nscopes; k++)
+		for (size_t i = 0; S->scopes[k]->insts && i < S->scopes[k]->body->n; i++)
+			if (S->scopes[k]->insts[i].prewarm)
+				cleanup(S, S->scopes[k]->insts[i].prewarm);
+	free(S->spawned);
 	cleaner_stop(S->cleaner);
 	close(S->sfd);
 	sigprocmask(SIG_SETMASK, &S->oldmask, NULL);
