@@ -59,6 +59,10 @@
 #define MAX_ITEMS 10000000          /* loop items */
 #define LOOP_WINDOW 256             /* active iterations of a loop without `parallel N` */
 #define HANDLE_DELAY 0.1            /* s: longest wait before a lone handle record commits */
+#define COMMIT_WINDOW 0.01          /* s: with early spawns, how long a round's records may wait
+				     * for the next rounds' to share a commit (long enough that
+				     * the commit mostly follows a spawn rather than a timer,
+				     * which could hold up the reaping of a step that ends) */
 
 enum phase {
 	PH_WAIT,
@@ -190,6 +194,7 @@ struct sched {
 	struct store_step **rsteps;
 	size_t nrsteps;
 	int batch_open;
+	double committed_at;      /* monotonic time of the last commit (early spawns) */
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -3106,14 +3111,18 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		progress_made += process_ready(S);
 		schedule(S);
 		if (early) {
-			/* spawn, then commit what the round recorded (the attempts included) */
+			/* spawn, then commit what the round recorded (the attempts included), or
+			 * what the last COMMIT_WINDOW of rounds recorded */
 			progress_made += (int)S->nstarting;
 			spawn_all(S);
 		}
-		batch_commit(S);
-		if (S->store_failed)
-			break;
-		batch_begin(S);
+		if (!early || S->done || mono() - S->committed_at >= COMMIT_WINDOW) {
+			batch_commit(S);
+			if (S->store_failed)
+				break;
+			batch_begin(S);
+			S->committed_at = mono();
+		}
 		if (!early) {
 			progress_made += (int)S->nstarting;
 			spawn_all(S);
@@ -3129,6 +3138,15 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 		t = progress_tick(cfg->prog);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
+		if (early && store_batch_pending(cfg->st)) {
+			/* records wait for company at most COMMIT_WINDOW */
+			double due = S->committed_at + COMMIT_WINDOW - mono();
+			int ms = due > 0 ? (int)(due * 1000) + 1 : 0;
+			if (ms == 0)
+				continue;
+			if (timeout < 0 || ms < timeout)
+				timeout = ms;
+		}
 		if (store_sync_if_due(cfg->st) == 0 && S->nrunning) {
 			if (timeout < 0 || timeout > 1100)
 				timeout = 1100; /* keep the sync window about a second */

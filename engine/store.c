@@ -1238,6 +1238,11 @@ int store_batch_end(struct store *st)
 	return commit(st);
 }
 
+size_t store_batch_pending(const struct store *st)
+{
+	return st->nops;
+}
+
 static int wcheck(struct store *st)
 {
 	if (st->rdonly)

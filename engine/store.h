@@ -251,6 +251,9 @@ int store_sync_if_due(struct store *st);
 int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st);
 
+/* The number of writes waiting for the open batch's commit (0 outside a batch). */
+size_t store_batch_pending(const struct store *st);
+
 /* --- names ---------------------------------------------------------------------------------- */
 
 /* Static lower-case names ("running", "succeeded", ...; "error", "timeout", "oom", "infra",
