@@ -186,6 +186,7 @@ struct sched {
 	char *first_failed;
 	char *first_failed_why; /* " (REASON) at FILE:LINE:COL" of first_failed, or NULL */
 	struct cleaner *cleaner;  /* removes finished attempts' work dirs off the hot path */
+	int cleaner_tried;        /* cleaner_start was called (it is started when first needed) */
 	char **spare;             /* empty work dirs of finished attempts, reused by rename */
 	size_t nspare, capspare;
 	char **useddirs;          /* work dirs of attempts that ended, looked at after the spawns */
@@ -2003,8 +2004,16 @@ static void prewarm_users(struct sched *S)
 /* Remove PATH (a work dir) soon: queued to the cleaner, or now. */
 static void cleanup(struct sched *S, const char *path)
 {
-	struct cleaner *c = S->cleaner;
+	struct cleaner *c;
 	char *p;
+
+	if (!S->cleaner && !S->cleaner_tried) {
+		/* started at the first dir to remove: a run whose steps leave nothing behind
+		 * stays one thread (its spawns' stack unmaps then need no cross-CPU flush) */
+		S->cleaner_tried = 1;
+		S->cleaner = cleaner_start(); /* signals are blocked: the thread inherits that */
+	}
+	c = S->cleaner;
 
 	if (c && (p = strdup(path))) {
 		pthread_mutex_lock(&c->mu);
@@ -3086,7 +3095,6 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 	}
 	if (cfg->resume)
 		load_resume(S);
-	S->cleaner = cleaner_start(); /* after blocking signals: the thread inherits the mask */
 
 	batch_begin(S);
 	S->root = scope_new(S, NULL, &cfg->ir->body, NULL, strdup(""), json_object_get(cfg->params),
