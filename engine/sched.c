@@ -3130,6 +3130,10 @@ int sched_run(const struct sched_config *cfg, struct sched_result *r)
 				break;
 			batch_begin(S);
 			S->committed_at = mono();
+		} else {
+			/* the round is a part of the batch: a full store still takes the rounds
+			 * before the one that does not fit */
+			store_batch_mark(cfg->st);
 		}
 		if (!early) {
 			progress_made += (int)S->nstarting;

@@ -133,6 +133,8 @@ struct store {
 	uint64_t cap;
 	struct op *ops;
 	size_t nops, cops;
+	size_t *marks;    /* store_batch_mark: op counts at the ends of the batch's parts */
+	size_t nmarks, cmarks;
 	int batch;
 	int dirty;
 	double last_sync;
@@ -834,6 +836,7 @@ static void ops_clear(struct store *st)
 		free(o->reason);
 	}
 	st->nops = 0;
+	st->nmarks = 0;
 }
 
 static int commit(struct store *st);
@@ -846,6 +849,7 @@ void store_close(struct store *st)
 		commit(st);
 	ops_clear(st);
 	free(st->ops);
+	free(st->marks);
 	if (!st->rdonly)
 		mdb_env_sync(st->env, 1);
 	mdb_env_close(st->env);
@@ -1139,6 +1143,7 @@ static int commit(struct store *st)
 	char *seq_run0 = NULL;
 	int64_t seq_next0 = 0;
 	int rc = 0, result = 0;
+	const char *cut_what = NULL; /* the first op dropped to commit the parts that fit */
 
 	if (!st->nops)
 		return 0;
@@ -1167,6 +1172,7 @@ static int commit(struct store *st)
 		for (i = 0; i < st->nops; i++)
 			if ((rc = apply(st, txn, &st->ops[i])))
 				break;
+		/* (i: the op that failed, or nops when the commit itself did) */
 		if (rc) {
 			mdb_txn_abort(txn);
 		} else {
@@ -1186,6 +1192,20 @@ static int commit(struct store *st)
 			uint64_t cur = map_size(st), next;
 
 			if (cur >= limit) {
+				/* a batch made of parts (store_batch_mark): keep the whole parts
+				 * before the one that did not fit */
+				size_t keep = 0;
+				for (size_t m = 0; m < st->nmarks; m++)
+					if (st->marks[m] <= i && st->marks[m] < st->nops &&
+					    st->marks[m] > keep)
+						keep = st->marks[m];
+				if (keep > 0) {
+					if (!cut_what)
+						cut_what = st->ops[keep].what;
+					while (st->nops > keep)
+						op_drop(st);
+					continue;
+				}
 				result = seterr(st, STORE_EFULL,
 						"state store is full (map size %llu bytes): cannot "
 						"record %s; raise KFPC_STORE_MAX_MAP or use another "
@@ -1207,6 +1227,11 @@ static int commit(struct store *st)
 	st->dirty = 1;
 	if (mono_now() - st->last_sync >= SYNC_INTERVAL)
 		result = store_sync(st);
+	if (cut_what)
+		result = seterr(st, STORE_EFULL,
+				"state store is full (map size %llu bytes): cannot record %s; raise "
+				"KFPC_STORE_MAX_MAP or use another --state directory",
+				(unsigned long long)map_size(st), cut_what);
 out:
 	free(seq_run0);
 	ops_clear(st);
@@ -1241,6 +1266,22 @@ int store_batch_end(struct store *st)
 size_t store_batch_pending(const struct store *st)
 {
 	return st->nops;
+}
+
+int store_batch_mark(struct store *st)
+{
+	if (!st->batch || !st->nops || (st->nmarks && st->marks[st->nmarks - 1] == st->nops))
+		return 0;
+	if (st->nmarks == st->cmarks) {
+		size_t nc = st->cmarks ? 2 * st->cmarks : 16;
+		size_t *m = realloc(st->marks, nc * sizeof *m);
+		if (!m)
+			return STORE_ENOMEM; /* the batch stays one part: still correct */
+		st->marks = m;
+		st->cmarks = nc;
+	}
+	st->marks[st->nmarks++] = st->nops;
+	return 0;
 }
 
 static int wcheck(struct store *st)

@@ -254,6 +254,12 @@ int store_batch_end(struct store *st);
 /* The number of writes waiting for the open batch's commit (0 outside a batch). */
 size_t store_batch_pending(const struct store *st);
 
+/* End a part of the open batch: when the batch's commit finds the store full (at its cap),
+ * the whole parts before the one that does not fit are still committed (each part stays
+ * atomic), and the commit returns STORE_EFULL for the rest. Returns 0 (or STORE_ENOMEM, and
+ * the batch stays one part). */
+int store_batch_mark(struct store *st);
+
 /* --- names ---------------------------------------------------------------------------------- */
 
 /* Static lower-case names ("running", "succeeded", ...; "error", "timeout", "oom", "infra",
