@@ -65,6 +65,7 @@ measure() {
 printf "%-8s %8s %8s %8s %9s %8s %7s %8s %8s %9s %9s\n" shape steps "wall s" "cpu s" \
 	"us/step" "RSS MB" "IR MB" "jq wall" "jq cpu" "cpu ratio" "wall ratio"
 for n in "${SIZES[@]}"; do
+	echo "# $(uptime)" # the load: timings are only comparable on a quiet machine
 	runs=3
 	[ "$n" -gt 100000 ] && runs=1
 	for shape in chain fanout diamond; do

@@ -34,6 +34,21 @@ void *ast_alloc(struct ast_arena *a, size_t n);
 /* Returns a NUL-terminated copy of S[0..N) owned by A, or NULL when out of memory. */
 char *ast_strndup(struct ast_arena *a, const char *s, size_t n);
 
+/* Returns a NUL-terminated string equal to S[0..N) owned by A, like ast_strndup(), but short
+ * strings (AST_INTERN_MAX bytes or fewer; compared by length and bytes) that A handed out recently
+ * are
+ * returned again instead of copied: names and short literals recur on every line of a big file
+ * ("in", "int", "v"), and equal pointers let later stages cache by address. Never modify the
+ * result. NULL when out of memory. */
+const char *ast_intern(struct ast_arena *a, const char *s, size_t n);
+
+#define AST_INTERN_MAX 16
+
+/* Asks for transparent huge pages on the 2 MiB-aligned part of the big, not yet touched heap
+ * block P of N bytes (as glibc's malloc.hugetlb tunable does): big tables and buffers then cost a
+ * few page faults instead of one per 4 KiB. Best effort; does nothing below 4 MiB. */
+void ast_advise_huge(void *p, size_t n);
+
 /* Returns the number of bytes A has handed out (for statistics). */
 size_t ast_arena_used(const struct ast_arena *a);
 
@@ -54,8 +69,10 @@ struct ast_type {
 	enum ast_type_kind kind;
 	struct loc loc;
 	struct ast_name name;  /* the type name, or the generic's name */
-	struct ast_name *alias; /* AST_TYPE_NAME: `alias` of `alias.Type`, else NULL */
-	struct ast_type *arg;  /* AST_TYPE_GENERIC: T */
+	union {                /* (by kind: one per port of every step) */
+		struct ast_name *alias; /* AST_TYPE_NAME: `alias` of `alias.Type`, else NULL */
+		struct ast_type *arg;   /* AST_TYPE_GENERIC: T */
+	};
 };
 
 /* ---- expressions -------------------------------------------------------------------------- */
@@ -96,21 +113,23 @@ struct ast_map_entry {
 	struct loc loc;
 };
 
+/* (56 bytes: the most numerous node of a big file; lengths fit in 32 bits because a parsed file
+ * is shorter than 2^31 bytes, see struct tok in parser.y) */
 struct ast_expr {
 	enum ast_expr_kind kind;
 	struct loc loc;
-	int depth; /* nesting depth of this expression tree (a literal is 1) */
-	int raw;   /* AST_EXPR_STRING: a raw string, """...""" (outside the union, which it would grow) */
 	union {
 		/* AST_EXPR_STRING. s/len: the value with every escape decoded.
 		 * tmpl/tmpl_len: the same text for interpolation (SPEC §5): escapes decoded except that
 		 * a literal backslash is written `\\` and an escaped brace `\{`, so `{{` in tmpl is
-		 * always a placeholder. For raw strings tmpl doubles every backslash. */
+		 * always a placeholder. For raw strings tmpl doubles every backslash.
+		 * raw: a raw string, """...""". */
 		struct {
 			const char *s;
-			size_t len;
 			const char *tmpl;
-			size_t tmpl_len;
+			uint32_t len;
+			uint32_t tmpl_len;
+			int raw;
 		} str;
 		int64_t i;  /* AST_EXPR_INT */
 		double f;   /* AST_EXPR_FLOAT */
@@ -123,24 +142,30 @@ struct ast_expr {
 			struct ast_name *parts;
 			int nparts;
 		} ref;
+		/* The composite kinds below also record their nesting depth (the parser's limit, see
+		 * parse.h): 0 or 1 for one without nested composites; a literal is depth 1. */
 		struct { /* AST_EXPR_CALL */
 			struct ast_name *name; /* its own allocation: calls are rare */
 			struct ast_expr **args;
 			int nargs;
+			int depth;
 		} call;
 		struct { /* AST_EXPR_LIST */
 			struct ast_expr **items;
 			int nitems;
+			int depth;
 		} list;
 		struct { /* AST_EXPR_MAP */
 			struct ast_map_entry *entries;
 			int nentries;
+			int depth;
 		} map;
-		struct {                 /* AST_EXPR_UNARY, AST_EXPR_BINARY */
+		struct {                  /* AST_EXPR_UNARY, AST_EXPR_BINARY */
 			enum ast_op op;
-			struct loc op_loc;   /* the operator token */
-			struct ast_expr *lhs; /* operand (unary) or left operand */
-			struct ast_expr *rhs; /* NULL for unary */
+			int depth;
+			const struct loc *op_loc; /* the operator token (its own allocation) */
+			struct ast_expr *lhs;  /* operand (unary) or left operand */
+			struct ast_expr *rhs;  /* NULL for unary */
 		} op;
 	} u;
 };

@@ -20,9 +20,16 @@
 struct ignore {
 	int line;
 	int standalone;
-	char *codes;
-	size_t seq; /* registration order (diag_rollback) */
+	char *codes;         /* malloc'd when longer than inl holds, else NULL (see ign_codes()) */
+	size_t seq;          /* registration order (diag_rollback) */
+	char inl[24];        /* short code lists ("W002"), NUL-terminated: no malloc per comment */
 };
+
+/* Returns the code list of IG. */
+static const char *ign_codes(const struct ignore *ig)
+{
+	return ig->codes ? ig->codes : ig->inl;
+}
 
 struct file {
 	char *path;
@@ -271,8 +278,13 @@ void diag_ignore_add(struct diag *d, int file, int line, const char *codes, size
 		f->capign = cap;
 	}
 	ig = &f->ign[f->nign];
-	if (!(ig->codes = strndup(codes, len)))
+	if (len < sizeof ig->inl) {
+		ig->codes = NULL;
+		memcpy(ig->inl, codes, len);
+		ig->inl[len] = 0;
+	} else if (!(ig->codes = strndup(codes, len))) {
 		return;
+	}
 	ig->line = line;
 	ig->standalone = standalone;
 	ig->seq = d->ign_seq++;
@@ -332,7 +344,7 @@ int diag_is_suppressed(const struct diag *d, const char *code, struct loc loc)
 
 		if (ig->line == loc.line - 1 && !ig->standalone)
 			continue;
-		if (codes_has(ig->codes, code))
+		if (codes_has(ign_codes(ig), code))
 			return 1;
 	}
 	return 0;

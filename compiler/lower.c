@@ -83,6 +83,11 @@ struct lw {
 	int nnames, capnames;
 	const struct type *tkeys[64]; /* direct-mapped cache: type -> its name in names */
 	struct jtext *tvals[64];
+	const char *nkeys[256];     /* direct-mapped cache: put_name()'s string (by address: the
+				     * parser shares equal short names, ast_intern()) -> names */
+	struct jtext *nvals[256];
+	const char *skeys[256];     /* the same for put_tmpl()'s short strings ("sh", "-c") */
+	struct jtext *svals[256];
 	struct jtext smallint[1024]; /* 0..1023 serialized (columns, small line numbers) */
 	json_object *sstr, *sint;   /* scratch scalars, re-set for each value */
 	json_object **file_objs;    /* per diag file id: the path as a json string */
@@ -479,6 +484,22 @@ static void put_jint(struct lw *w, int64_t v)
 		put_text(w, c);
 		return;
 	}
+	if (v >= 0) {
+		/* a non-negative integer is its decimal digits (what json-c prints with "%" PRId64,
+		 * without a snprintf per source line number) */
+		char d[24];
+		size_t k = sizeof d;
+		uint64_t u = (uint64_t)v;
+
+		do {
+			d[--k] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (!c) {
+			put_n(w, d + k, sizeof d - k);
+			return;
+		}
+	}
 	json_object_set_int64(w->sint, v);
 	if (!(t = json_object_to_json_string_length(w->sint, JFLAGS, &n))) {
 		w->err = 1;
@@ -556,15 +577,23 @@ static struct jtext *name_text(struct lw *w, const char *s)
 
 static void put_name(struct lw *w, const char *s)
 {
+	size_t h = ((uintptr_t)s >> 3) & 255;
 	struct jtext *t;
 
 	if (!s) {
 		put(w, "null");
 		return;
 	}
+	if (w->nkeys[h] == s) { /* names live as long as the tree: an address is never reused */
+		put_text(w, w->nvals[h]);
+		return;
+	}
 	t = name_text(w, s);
-	if (t)
+	if (t) {
+		w->nkeys[h] = s;
+		w->nvals[h] = t;
 		put_text(w, t);
+	}
 }
 
 /* The name of type T, serialized (cached by T's address: types never change). */
@@ -639,11 +668,30 @@ static void put_loc(struct lw *w, struct loc l)
 /* A template string (see jtmpl) straight to the output. */
 static void put_tmpl(struct lw *w, const struct ast_expr *e)
 {
+	const char *s;
+	size_t len, h;
+	struct jtext *t;
+
 	if (!e) {
 		put(w, "null");
 		return;
 	}
-	put_jstr_len(w, e->u.str.tmpl, e->u.str.tmpl_len);
+	s = e->u.str.tmpl;
+	len = e->u.str.tmpl_len;
+	h = ((uintptr_t)s >> 3) & 255;
+	if (s && w->skeys[h] == s) { /* a short string seen before ("sh", "-c"): see put_name() */
+		put_text(w, w->svals[h]);
+		return;
+	}
+	if (!s || !len || len > SHORT_STR || memchr(s, 0, len) || s[len]) {
+		put_jstr_len(w, s, len);
+		return;
+	}
+	if ((t = name_text(w, s))) {
+		w->skeys[h] = s;
+		w->svals[h] = t;
+		put_text(w, t);
+	}
 }
 
 static void put_value(struct lw *w, const struct sval *v)
@@ -1117,6 +1165,7 @@ int lower_ir(struct sema *s, FILE *f)
 	w.ocap = w.out ? OUT_CAP : 0;
 	w.nids = p->nnodes;
 	w.ids = calloc((size_t)w.nids + 1, sizeof *w.ids);
+	ast_advise_huge(w.ids, ((size_t)w.nids + 1) * sizeof *w.ids);
 	w.sstr = json_object_new_string("");
 	w.sint = json_object_new_int64(0);
 	{

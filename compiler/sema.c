@@ -69,6 +69,7 @@ static int stab_resize(struct stab *t, size_t ncap)
 
 	if (!ns)
 		return -1;
+	ast_advise_huge(ns, ncap * sizeof *ns); /* a 100k-step pipeline's table is 6 MiB */
 	for (size_t j = 0; j < t->cap; j++) {
 		size_t i;
 		if (!t->slots[j].key)

@@ -498,7 +498,7 @@ static struct sval *binary(struct sctx *cx, const struct ast_expr *e)
 	if (e->u.op.rhs && op != AST_OP_MATCHES)
 		r = sema_expr(cx, e->u.op.rhs);
 	if (!(cx->flags & EX_COND)) {
-		diag_error(s->d, "E201", e->u.op.op_loc,
+		diag_error(s->d, "E201", *e->u.op.op_loc,
 			   "operator '%s' can only be used in a condition (when, if)", opname);
 		return &error_value;
 	}
@@ -553,7 +553,7 @@ static struct sval *binary(struct sctx *cx, const struct ast_expr *e)
 		if (l->kind != SV_ERROR && r->kind != SV_ERROR &&
 		    !(type_is_number(l->type) && type_is_number(r->type)) &&
 		    !type_assignable(l->type, r->type) && !type_assignable(r->type, l->type)) {
-			diag_error(s->d, "E201", e->u.op.op_loc, "cannot compare %s with %s",
+			diag_error(s->d, "E201", *e->u.op.op_loc, "cannot compare %s with %s",
 				   type_name(l->type, t1, sizeof t1), type_name(r->type, t2, sizeof t2));
 			bad = 1;
 		}
@@ -562,7 +562,7 @@ static struct sval *binary(struct sctx *cx, const struct ast_expr *e)
 		if (l->kind != SV_ERROR && r->kind != SV_ERROR &&
 		    !(type_is_number(l->type) && type_is_number(r->type)) &&
 		    !(l->type->kind == TYPE_STRING && r->type->kind == TYPE_STRING)) {
-			diag_error(s->d, "E201", e->u.op.op_loc,
+			diag_error(s->d, "E201", *e->u.op.op_loc,
 				   "'%s' needs two numbers or two strings, got %s and %s", opname,
 				   type_name(l->type, t1, sizeof t1), type_name(r->type, t2, sizeof t2));
 			bad = 1;

@@ -66,11 +66,13 @@ static int read_file(const char *path, char **text, size_t *len)
 		err = EFBIG;
 		goto out;
 	}
-	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 2 : 4096;
+	/* a regular file: its size, the two NULs and one byte for the read() that sees the end */
+	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 3 : 4096;
 	if (!(buf = malloc(cap))) {
 		err = ENOMEM;
 		goto out;
 	}
+	ast_advise_huge(buf, cap); /* a big source: a few huge pages */
 	for (;;) {
 		ssize_t r;
 

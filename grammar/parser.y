@@ -33,6 +33,7 @@
 #define parse_span kfp_fast_parse_span
 #define parse_alloc kfp_fast_parse_alloc
 #define parse_strndup kfp_fast_parse_strndup
+#define parse_intern kfp_fast_parse_intern
 #endif
 }
 
@@ -142,6 +143,9 @@ void *parse_alloc(struct parse_ctx *ctx, size_t n);
 
 /* Returns a NUL-terminated copy of S[0..N) in CTX's arena; longjmps when out of memory. */
 char *parse_strndup(struct parse_ctx *ctx, const char *s, size_t n);
+
+/* Same as parse_strndup(), shared with an equal short string (ast_intern()): never modified. */
+const char *parse_intern(struct parse_ctx *ctx, const char *s, size_t n);
 }
 
 %code {
@@ -183,6 +187,7 @@ static void *vec_array(struct parse_ctx *ctx, struct vec *v, size_t size);
 static struct names *names_push(struct parse_ctx *ctx, struct names *v, struct ast_name n);
 static struct ast_name name_of(struct parse_ctx *ctx, const struct tok *t, const YYLTYPE *l);
 static struct ast_expr *mk_expr(struct parse_ctx *ctx, enum ast_expr_kind k, const YYLTYPE *l);
+static int expr_depth(const struct ast_expr *e);
 static struct ast_expr *mk_string(struct parse_ctx *ctx, const struct tok *t, const YYLTYPE *l,
 				  int raw);
 static struct ast_expr *mk_op(struct parse_ctx *ctx, enum ast_op op, const YYLTYPE *opl,
@@ -829,8 +834,8 @@ call:
 		$$->u.call.args = (struct ast_expr **)$2->v;
 		$$->u.call.nargs = $2->n;
 		for (int i = 0; i < $2->n; i++)
-			if (((struct ast_expr *)$2->v[i])->depth + 1 > $$->depth)
-				$$->depth = ((struct ast_expr *)$2->v[i])->depth + 1;
+			if (expr_depth($2->v[i]) + 1 > $$->u.call.depth)
+				$$->u.call.depth = expr_depth($2->v[i]) + 1;
 	  }
 	;
 
@@ -856,16 +861,16 @@ list:
 		$$->u.list.items = (struct ast_expr **)$2->v;
 		$$->u.list.nitems = $2->n;
 		for (int i = 0; i < $2->n; i++)
-			if (((struct ast_expr *)$2->v[i])->depth + 1 > $$->depth)
-				$$->depth = ((struct ast_expr *)$2->v[i])->depth + 1;
+			if (expr_depth($2->v[i]) + 1 > $$->u.list.depth)
+				$$->u.list.depth = expr_depth($2->v[i]) + 1;
 	  }
 	| '[' list_items ',' ']' {
 		$$ = mk_expr(ctx, AST_EXPR_LIST, &@$);
 		$$->u.list.items = (struct ast_expr **)$2->v;
 		$$->u.list.nitems = $2->n;
 		for (int i = 0; i < $2->n; i++)
-			if (((struct ast_expr *)$2->v[i])->depth + 1 > $$->depth)
-				$$->depth = ((struct ast_expr *)$2->v[i])->depth + 1;
+			if (expr_depth($2->v[i]) + 1 > $$->u.list.depth)
+				$$->u.list.depth = expr_depth($2->v[i]) + 1;
 	  }
 	| '[' ']'                       { $$ = mk_expr(ctx, AST_EXPR_LIST, &@$); }
 	| '[' error ']'                 { yyerrok; recovered(ctx); $$ = mk_expr(ctx, AST_EXPR_LIST, &@$); }
@@ -883,8 +888,8 @@ map:
 		$$->u.map.nentries = $2->n;
 		for (int i = 0; i < $2->n; i++) {
 			struct ast_map_entry *me = $2->v[i];
-			if (me->value->depth + 1 > $$->depth)
-				$$->depth = me->value->depth + 1;
+			if (expr_depth(me->value) + 1 > $$->u.map.depth)
+				$$->u.map.depth = expr_depth(me->value) + 1;
 		}
 	  }
 	| '{' map_body error '}' {
@@ -929,6 +934,15 @@ void *parse_alloc(struct parse_ctx *ctx, size_t n)
 char *parse_strndup(struct parse_ctx *ctx, const char *s, size_t n)
 {
 	char *p = ast_strndup(ctx->arena, s, n);
+
+	if (!p)
+		longjmp(ctx->fatal, 1);
+	return p;
+}
+
+const char *parse_intern(struct parse_ctx *ctx, const char *s, size_t n)
+{
+	const char *p = ast_intern(ctx->arena, s, n);
 
 	if (!p)
 		longjmp(ctx->fatal, 1);
@@ -1034,8 +1048,23 @@ static struct ast_expr *mk_expr(struct parse_ctx *ctx, enum ast_expr_kind k, con
 
 	e->kind = k;
 	e->loc = parse_loc(ctx, l);
-	e->depth = 1;
 	return e;
+}
+
+/* Returns the nesting depth of E (a literal is 1; see ast.h). */
+static int expr_depth(const struct ast_expr *e)
+{
+	int d;
+
+	switch (e->kind) {
+	case AST_EXPR_CALL: d = e->u.call.depth; break;
+	case AST_EXPR_LIST: d = e->u.list.depth; break;
+	case AST_EXPR_MAP: d = e->u.map.depth; break;
+	case AST_EXPR_UNARY:
+	case AST_EXPR_BINARY: d = e->u.op.depth; break;
+	default: d = 1; break;
+	}
+	return d > 1 ? d : 1;
 }
 
 static struct ast_expr *mk_string(struct parse_ctx *ctx, const struct tok *t, const YYLTYPE *l,
@@ -1047,7 +1076,7 @@ static struct ast_expr *mk_string(struct parse_ctx *ctx, const struct tok *t, co
 	e->u.str.len = t->s ? t->len : 0;
 	e->u.str.tmpl = t->tmpl ? t->tmpl : e->u.str.s;
 	e->u.str.tmpl_len = t->tmpl ? t->tmpl_len : e->u.str.len;
-	e->raw = raw;
+	e->u.str.raw = raw;
 	return e;
 }
 
@@ -1055,10 +1084,11 @@ static struct ast_expr *mk_op(struct parse_ctx *ctx, enum ast_op op, const YYLTY
 			      struct ast_expr *a, struct ast_expr *b, const YYLTYPE *l)
 {
 	struct ast_expr *e;
-	int depth = a->depth;
+	struct loc *ol;
+	int depth = expr_depth(a);
 
-	if (b && b->depth > depth)
-		depth = b->depth;
+	if (b && expr_depth(b) > depth)
+		depth = expr_depth(b);
 	if (depth + 1 > PARSE_MAX_EXPR_DEPTH) {
 		if (!ctx->depth_reported)
 			diag_error(ctx->diag, "E001", parse_loc(ctx, opl),
@@ -1068,11 +1098,13 @@ static struct ast_expr *mk_op(struct parse_ctx *ctx, enum ast_op op, const YYLTY
 		return a;
 	}
 	e = mk_expr(ctx, b ? AST_EXPR_BINARY : AST_EXPR_UNARY, l);
+	ol = parse_alloc(ctx, sizeof *ol);
+	*ol = parse_loc(ctx, opl);
 	e->u.op.op = op;
-	e->u.op.op_loc = parse_loc(ctx, opl);
+	e->u.op.op_loc = ol;
 	e->u.op.lhs = a;
 	e->u.op.rhs = b;
-	e->depth = depth + 1;
+	e->u.op.depth = depth + 1;
 	return e;
 }
 
