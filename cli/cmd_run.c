@@ -132,7 +132,9 @@ int cmd_run(int argc, char **argv)
 	}
 	o.params = params;
 	signal(SIGPIPE, SIG_IGN);
-	setvbuf(stderr, NULL, _IOLBF, 0); /* one write per progress line */
+	/* progress lines are written a batch at a time (the scheduler flushes after each commit's
+	 * reports); messages flush themselves */
+	setvbuf(stderr, NULL, _IOFBF, 1 << 16);
 	code = run_main(&o, stdout, stderr);
 	free(params);
 	return code;

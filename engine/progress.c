@@ -228,7 +228,11 @@ void progress_done(struct progress *p, const char *name, const char *state, doub
 				fprintf(p->f, "  | %s\n", line);
 		}
 	}
-	if (!p->tty)
+}
+
+void progress_flush(struct progress *p)
+{
+	if (p)
 		fflush(p->f);
 }
 

@@ -41,6 +41,10 @@ void progress_waiting(struct progress *p, const char *name);
 void progress_done(struct progress *p, const char *name, const char *state, double secs,
 		   const char *detail, const char *loc, const char *logpath);
 
+/* Write out what the calls above printed (plain mode writes a batch of lines at once: the
+ * caller flushes after each batch of reports; the live display flushes itself). */
+void progress_flush(struct progress *p);
+
 /* Print a free-form line (above the live block). */
 void progress_message(struct progress *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

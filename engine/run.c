@@ -593,6 +593,7 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 	sc.prev_run = prev_run;
 	/* a record without a start (0) counts from this process, not from the epoch */
 	sc.run_started = old && old->started > 0 ? old->started : t0;
+	fflush(err); /* what was said before the run starts comes before its progress */
 	if (sched_run(&sc, &res) < 0) {
 		fprintf(err, "kfpc run: %s\n", res.reason);
 		store_run_set_status(st, run_id, STORE_RUN_FAILED, res.reason, store_now());
@@ -642,6 +643,7 @@ int run_main(const struct run_opts *o, FILE *out, FILE *err)
 			res.reason[0] ? ": " : "", res.reason);
 		code = RUN_EXIT_FAILED;
 	}
+	fflush(err);
 	print_outputs(ir, res.outputs, out);
 out:
 	progress_free(prog);

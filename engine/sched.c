@@ -473,7 +473,7 @@ static void batch_commit(struct sched *S)
  * since the commit waits for the next one. */
 static void publish(struct sched *S)
 {
-	size_t k;
+	size_t k, printed = S->ncommitted;
 
 	for (k = 0; k < S->ncommitted; k++) {
 		struct inst *I = S->reports[k].i;
@@ -515,6 +515,8 @@ static void publish(struct sched *S)
 		S->nsettled_committed = 0;
 	}
 	progress_counts(S->c->prog, S->counts);
+	if (printed)
+		progress_flush(S->c->prog);
 }
 
 /* ---- scopes and instances -------------------------------------------------------------- */
