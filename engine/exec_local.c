@@ -947,10 +947,27 @@ static int kill_labelled(const struct exec_labels *id, pid_t *pids, int max)
 	return n;
 }
 
+/* Wait (up to 2 s) until the killed processes are gone, so that a new attempt never races an
+ * old one: LEADER (0: none) while it still has start time START, and PIDS[N]. */
+static void wait_gone(pid_t leader, unsigned long long start, const pid_t *pids, int n)
+{
+	unsigned long long st;
+	int i, k, alive;
+
+	for (i = 0; i < 200; i++) {
+		alive = leader > 0 && proc_stat(leader, &st, NULL) == 0 && st == start;
+		for (k = 0; k < n && !alive; k++)
+			alive = proc_stat(pids[k], NULL, NULL) == 0;
+		if (!alive)
+			return;
+		poll(NULL, 0, 10);
+	}
+}
+
 static int local_reattach(struct exec *x, const char *handle, const struct exec_spec *spec,
 			  void *udata, struct exec_job **job, char *err, size_t errlen)
 {
-	int pid = 0, pgid = 0, i, k, n, alive;
+	int pid = 0, pgid = 0, n;
 	unsigned long long start = 0, st;
 	pid_t pids[256];
 
@@ -966,15 +983,7 @@ static int local_reattach(struct exec *x, const char *handle, const struct exec_
 		pid = 0;
 	/* by label: an attempt whose handle was never recorded, and stragglers */
 	n = kill_labelled(&spec->id, pids, 256);
-	/* wait (up to 2 s) until they are gone, so a new attempt never races the old one */
-	for (i = 0; i < 200; i++) {
-		alive = pid > 0 && proc_stat(pid, &st, NULL) == 0 && st == start;
-		for (k = 0; k < n && !alive; k++)
-			alive = proc_stat(pids[k], NULL, NULL) == 0;
-		if (!alive)
-			break;
-		poll(NULL, 0, 10);
-	}
+	wait_gone(pid, start, pids, n);
 	return 0;
 }
 
@@ -986,21 +995,12 @@ static int local_sweep(struct exec *x, const char *run_id, char *err, size_t err
 {
 	struct exec_labels id = {0};
 	pid_t pids[1024];
-	int n, i, k, alive;
 
 	(void)x;
 	(void)err;
 	(void)errlen;
 	id.run_id = run_id;
-	n = kill_labelled(&id, pids, 1024);
-	for (i = 0; i < 200 && n > 0; i++) {
-		alive = 0;
-		for (k = 0; k < n && !alive; k++)
-			alive = proc_stat(pids[k], NULL, NULL) == 0;
-		if (!alive)
-			break;
-		poll(NULL, 0, 10);
-	}
+	wait_gone(0, 0, pids, kill_labelled(&id, pids, 1024));
 	return 0;
 }
 

@@ -2,14 +2,51 @@
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 SRC = os.environ.get("KFPC_SRC", os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 BUILD = os.environ.get("KFPC_BUILD", os.path.join(SRC, "build"))
 KFPC = os.environ.get("KFPC", os.path.join(BUILD, "kfpc"))
 LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] (\S+) (succeeded|failed|cached|skipped|cancelled)( \(|$| at )")
+
+
+# A one-step pipeline whose first attempt sleeps (long enough to be killed): later attempts,
+# finding $KFPC_CASE_DIR/marker, append "attempt N" to $KFPC_CASE_DIR/log and finish.
+SLOW_PIPELINE = r'''
+pipeline slow() {
+  defaults { image "busybox:1.36"  timeout 1m }
+  step s {
+    out v: int
+    script sh """
+      if [ ! -e "$KFPC_CASE_DIR/marker" ]; then
+        touch "$KFPC_CASE_DIR/marker"
+        sleep 120
+      fi
+      echo "attempt $KFPC_ATTEMPT" >> "$KFPC_CASE_DIR/log"
+      echo 7 > "{{outputs.v}}"
+    """
+  }
+}
+'''
+
+
+def run_killed_at_marker(d, env, new_session=False):
+    """Start SLOW_PIPELINE (written to D/slow.kfp) in D, wait until its step is running (the
+    marker file), kill -9 kfpc and return (its Popen, the run id or None)."""
+    write(d, "slow.kfp", SLOW_PIPELINE)
+    p = subprocess.Popen([KFPC, "run", "slow.kfp", "--state", os.path.join(d, "state")],
+                         cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=new_session)
+    deadline = time.time() + 60
+    while not os.path.exists(os.path.join(d, "marker")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    out, _ = p.communicate()
+    return p, run_id(out)
 
 
 def scratch(name):

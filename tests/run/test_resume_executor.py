@@ -22,24 +22,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runlib  # noqa: E402
 
-PIPELINE = r'''
-pipeline slow() {
-  defaults { image "busybox:1.36"  timeout 1m }
-  step s {
-    out v: int
-    script sh """
-      if [ ! -e "$KFPC_CASE_DIR/marker" ]; then
-        touch "$KFPC_CASE_DIR/marker"
-        sleep 60
-      fi
-      echo "attempt $KFPC_ATTEMPT" >> "$KFPC_CASE_DIR/log"
-      echo 7 > "{{outputs.v}}"
-    """
-  }
-}
-'''
-
-
 DOWNTIME = 3.0  # seconds between the kill and the resumes
 MARGIN = 1.5    # a step's own bookkeeping around its last attempt (less than DOWNTIME)
 
@@ -79,20 +61,11 @@ def check_durations(d, rid, resume_stderr, wall, errors):
 def main():
     t_begin = time.time()
     d = runlib.scratch("run_resume_executor")
-    runlib.write(d, "slow.kfp", PIPELINE)
     env = runlib.env_for(d)
     errors = []
-    p = subprocess.Popen([runlib.KFPC, "run", "slow.kfp", "--state", os.path.join(d, "state")],
-                         cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
-    deadline = time.time() + 60
-    while not os.path.exists(os.path.join(d, "marker")) and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(p.pid, signal.SIGKILL)
-    out, _ = p.communicate()
-    rid = runlib.run_id(out)
+    p, rid = runlib.run_killed_at_marker(d, env, new_session=True)
     if not rid:
-        print("no run id in stdout: %r" % out)
+        print("no run id in stdout")
         return 1
     time.sleep(DOWNTIME)  # kfpc is down: not part of any step's duration
 

@@ -12,30 +12,12 @@ session of its own so that no process group ties it to the run. After the resume
   - no process with the run id is left.
 """
 import os
-import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runlib  # noqa: E402
-
-PIPELINE = r'''
-pipeline slow() {
-  defaults { image "busybox:1.36"  timeout 1m }
-  step s {
-    out v: int
-    script sh """
-      if [ ! -e "$KFPC_CASE_DIR/marker" ]; then
-        touch "$KFPC_CASE_DIR/marker"
-        sleep 120
-      fi
-      echo "attempt $KFPC_ATTEMPT" >> "$KFPC_CASE_DIR/log"
-      echo 7 > "{{outputs.v}}"
-    """
-  }
-}
-'''
 
 
 def stray(env, run_id, step):
@@ -53,20 +35,10 @@ def alive(p):
 def main():
     c = runlib.Checker("resume_sweep")
     d = runlib.scratch("run_resume_sweep")
-    runlib.write(d, "slow.kfp", PIPELINE)
     env = runlib.env_for(d)
-    p = subprocess.Popen([runlib.KFPC, "run", "slow.kfp", "--state", os.path.join(d, "state")],
-                         cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    deadline = time.time() + 60
-    while not os.path.exists(os.path.join(d, "marker")) and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)
-    os.kill(p.pid, signal.SIGKILL)
-    out, _ = p.communicate()
-    rid = runlib.run_id(out)
+    _, rid = runlib.run_killed_at_marker(d, env)
     if not rid:
-        print("no run id in stdout: %r" % out)
+        print("no run id in stdout")
         return 1
     c.check(len(runlib.leftovers(rid)) >= 1, "the killed run left its sleeping step behind")
     ghost = stray(env, rid, "ghost")
