@@ -66,7 +66,10 @@
  * Writes are queued as "ops" and applied in one write transaction by commit(): outside a
  * batch each write function commits its own ops before returning; in a batch, store_batch_end
  * commits them all. Keeping ops in memory until the commit is what makes MDB_MAP_FULL
- * transparent: the transaction is aborted, the map doubled, and the same ops replayed.
+ * transparent: the transaction is aborted, the map doubled, and the same ops replayed. A
+ * batch may be made of parts (store_batch_mark: the scheduler marks each loop round it lets
+ * share a commit): when the map is at its cap, the whole parts before the one that does not
+ * fit are committed on their own, so earlier rounds' records survive a full store.
  * Read-modify-write ops (a step's seq, a run's status) are resolved inside the write
  * transaction, so they see the batch's earlier ops. */
 #include <errno.h>
