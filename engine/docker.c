@@ -1050,22 +1050,39 @@ static void cname(const char *id, char *out, size_t len)
 	snprintf(out, len, "container %.*s", hex ? 12 : (int)(n > 300 ? 300 : n), id);
 }
 
-static int simple_post(struct docker *d, const char *id, const char *fmt, const char *verb,
-		       const char *method, const char *arg)
-{
-	char path[512], what[512], cn[400], *eid = esc(d, id);
-	struct req r = {.method = method, .path = path, .what = what};
-	long code;
-	int st;
+#define CREQ_PATH 512 /* sizes of the buffers container_req fills */
+#define CREQ_WHAT 512
+#define CREQ_CN 400
 
-	cname(id, cn, sizeof cn);
-	snprintf(what, sizeof what, "%s %s", verb, cn);
+/* The names of a request about container ID: CN its short name, WHAT "VERB CN" for messages,
+ * PATH the endpoint FMT with the URL-escaped id as its first %s (and ARG, or "", as its
+ * second, if it has one). Returns 0, or DOCKER_ENOMEM (the error is set). */
+static int container_req(struct docker *d, const char *id, const char *verb, const char *fmt,
+			 const char *arg, char *path, char *what, char *cn)
+{
+	char *eid = esc(d, id);
+
+	cname(id, cn, CREQ_CN);
+	snprintf(what, CREQ_WHAT, "%s %s", verb, cn);
 	if (!eid) {
 		seterr(d, "%s: out of memory", what);
 		return DOCKER_ENOMEM;
 	}
-	snprintf(path, sizeof path, fmt, eid, arg ? arg : "");
+	snprintf(path, CREQ_PATH, fmt, eid, arg ? arg : "");
 	curl_free(eid);
+	return 0;
+}
+
+static int simple_post(struct docker *d, const char *id, const char *fmt, const char *verb,
+		       const char *method, const char *arg)
+{
+	char path[CREQ_PATH], what[CREQ_WHAT], cn[CREQ_CN];
+	struct req r = {.method = method, .path = path, .what = what};
+	long code;
+	int st;
+
+	if ((st = container_req(d, id, verb, fmt, arg, path, what, cn)))
+		return st;
 	st = request_json(d, &r, &code, NULL);
 	if (st == DOCKER_ENOTFOUND) {
 		char msg[sizeof d->err];
@@ -1155,7 +1172,7 @@ static void read_labels(json_object *labels, char *run, size_t rl, char *step, s
 
 int docker_container_inspect(struct docker *d, const char *id, struct docker_state *st)
 {
-	char path[512], what[512], cn[400], *eid = esc(d, id);
+	char path[CREQ_PATH], what[CREQ_WHAT], cn[CREQ_CN];
 	struct req r = {.method = "GET", .path = path, .what = what};
 	json_object *v = NULL, *s, *x, *cfg, *labels = NULL;
 	const char *str;
@@ -1163,14 +1180,8 @@ int docker_container_inspect(struct docker *d, const char *id, struct docker_sta
 	int rc;
 
 	memset(st, 0, sizeof *st);
-	cname(id, cn, sizeof cn);
-	snprintf(what, sizeof what, "inspect %s", cn);
-	if (!eid) {
-		seterr(d, "%s: out of memory", what);
-		return DOCKER_ENOMEM;
-	}
-	snprintf(path, sizeof path, "/containers/%s/json", eid);
-	curl_free(eid);
+	if ((rc = container_req(d, id, "inspect", "/containers/%s/json", NULL, path, what, cn)))
+		return rc;
 	rc = request_json(d, &r, &code, &v);
 	if (rc == DOCKER_ENOTFOUND) {
 		char msg[sizeof d->err];
@@ -1560,7 +1571,7 @@ int docker_container_logs(struct docker *d, const char *id, int out_fd, int err_
 int docker_container_logs_limit(struct docker *d, const char *id, int out_fd, int err_fd,
 				uint64_t limit, const char *note, int *cut)
 {
-	char path[512], what[512], cn[400], amsg[512], *eid = esc(d, id);
+	char path[CREQ_PATH], what[CREQ_WHAT], cn[CREQ_CN], amsg[512];
 	struct logs_req lr = {.d = d, .dm = {.out_fd = out_fd, .err_fd = err_fd},
 			      .errbody = {.max = 4096}};
 	struct req r = {.method = "GET", .path = path, .what = what, .stall = 1,
@@ -1571,14 +1582,9 @@ int docker_container_logs_limit(struct docker *d, const char *id, int out_fd, in
 	if (cut)
 		*cut = 0;
 	demux_limit(&lr.dm, limit, note);
-	cname(id, cn, sizeof cn);
-	snprintf(what, sizeof what, "read the logs of %s", cn);
-	if (!eid) {
-		seterr(d, "%s: out of memory", what);
-		return DOCKER_ENOMEM;
-	}
-	snprintf(path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1", eid);
-	curl_free(eid);
+	if ((st = container_req(d, id, "read the logs of", "/containers/%s/logs?stdout=1&stderr=1",
+				NULL, path, what, cn)))
+		return st;
 	/* a log may be large: a generous total limit, and the usual timeout as a stall limit */
 	r.timeout = 1800;
 	r.stall_s = (long)d->timeout > 0 ? (long)d->timeout : 1;

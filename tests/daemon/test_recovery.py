@@ -15,6 +15,20 @@ check = F.check
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def start_threads(fn, n):
+    """N threads running FN(0) .. FN(N-1), started."""
+    ts = [threading.Thread(target=fn, args=(k,)) for k in range(n)]
+    for t in ts:
+        t.start()
+    return ts
+
+
+def run_threads(fn, n):
+    """FN(0) .. FN(N-1) in N threads at once, until all are done."""
+    for t in start_threads(fn, n):
+        t.join()
+
+
 def count(path):
     try:
         with open(path) as f:
@@ -128,11 +142,7 @@ try:
                         errors.append(st)
             except OSError as e:
                 errors.append(str(e))
-    ts = [threading.Thread(target=client, args=(n,)) for n in range(16)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(client, 16)
     check(not errors, "concurrent clients: %s" % errors[:5])
     check(d.req("GET", "/healthz")[0] == 200, "still healthy")
 
@@ -150,11 +160,7 @@ try:
                     errors.append((st, r))
             except OSError as e:
                 errors.append(str(e))
-    ts = [threading.Thread(target=submitter, args=(n,)) for n in range(16)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(submitter, 16)
     check(not errors, "concurrent submissions: %s" % errors[:5])
     check(len(created) == 128 and len(set(created)) == 128,
           "128 distinct runs created: %d (%d distinct)" % (len(created), len(set(created))))
@@ -176,9 +182,7 @@ try:
             elif st != 503:
                 stop_at.append((st, r))
                 return
-    ts = [threading.Thread(target=submit_until_down, args=(n,)) for n in range(8)]
-    for t in ts:
-        t.start()
+    ts = start_threads(submit_until_down, 8)
     while len(created) < 40 and all(t.is_alive() for t in ts):
         time.sleep(0.01)
     code = d.term()

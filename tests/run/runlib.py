@@ -1,4 +1,5 @@
 """Shared helpers for the tests/run Python tests (not a test itself: no test_ prefix)."""
+import contextlib
 import os
 import re
 import shutil
@@ -47,6 +48,24 @@ def run_killed_at_marker(d, env, new_session=False):
     os.kill(p.pid, signal.SIGKILL)
     out, _ = p.communicate()
     return p, run_id(out)
+
+
+@contextlib.contextmanager
+def small_tmpfs(d, size):
+    """A tmpfs of SIZE ("2m") mounted at D/small, unmounted afterwards: the mount point, or
+    None (said why) where this machine cannot mount one."""
+    mnt = os.path.join(d, "small")
+    os.makedirs(mnt)
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if m.returncode != 0:
+        print("skip full disk: cannot mount a tmpfs here (%s)" % m.stderr.strip())
+        yield None
+        return
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
 def scratch(name):

@@ -60,14 +60,8 @@ def main():
 
     # a full disk
     d = runlib.scratch("run_bad_disk")
-    mnt = os.path.join(d, "small")
-    os.makedirs(mnt)
-    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt],
-                       capture_output=True, text=True)
-    if m.returncode != 0:
-        print("skip full disk: cannot mount a tmpfs here (%s)" % m.stderr.strip())
-    else:
-        try:
+    with runlib.small_tmpfs(d, "2m") as mnt:
+        if mnt:
             kfp = runlib.write(d, "big.kfp", BIG)
             env = runlib.env_for(d)
             p = subprocess.run([runlib.KFPC, "run", kfp, "--state", os.path.join(mnt, "st")],
@@ -83,8 +77,6 @@ def main():
                                    capture_output=True, text=True, timeout=60)
                 c.check("already ended: failed" in q.stderr,
                         "full disk: the store is readable and says failed", q.stderr)
-        finally:
-            subprocess.run(["umount", "-l", mnt])
 
     # usage errors
     d = runlib.scratch("run_bad_usage")

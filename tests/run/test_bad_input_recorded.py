@@ -78,14 +78,8 @@ def main():
             "the store stays usable: a good run succeeds", p.stdout + p.stderr)
 
     # a full disk when the run itself is recorded: an I/O error before the run exists, exit 2
-    mnt = os.path.join(d, "small")
-    os.makedirs(mnt)
-    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt],
-                       capture_output=True, text=True)
-    if m.returncode != 0:
-        print("skip full disk: cannot mount a tmpfs here (%s)" % m.stderr.strip())
-    else:
-        try:
+    with runlib.small_tmpfs(d, "8m") as mnt:
+        if mnt:
             st = os.path.join(mnt, "st")
             p = subprocess.run([runlib.KFPC, "run", kfp, "-p", "need=x", "--state", st], cwd=d,
                                env=runlib.env_for(d), capture_output=True, text=True, timeout=120)
@@ -108,8 +102,6 @@ def main():
             c.check(p.returncode == 2 and "disk full" in p.stderr,
                     "full disk at a new store: exit 2, says the disk is full (no SIGBUS)",
                     "exit %d\n%s" % (p.returncode, p.stderr))
-        finally:
-            subprocess.run(["umount", "-l", mnt], capture_output=True)
     c.done()
 
 
